@@ -1,0 +1,50 @@
+import type { BlockScores, ExclusionList } from '../scoring/types.js';
+
+/** Names of the backends that {@link createBackend} knows. */
+export const backendNames = ['wasm', 'js'] as const;
+export type BackendName = (typeof backendNames)[number];
+
+/** Contents after a backend has normalised them and laid them out for its kernel. */
+export interface PreparedContents {
+  readonly rows: number;
+  readonly dim: number;
+  /** Releases the memory that holds the prepared contents. */
+  dispose(): void;
+}
+
+/** One block of users to score against prepared contents. */
+export interface BlockRequest {
+  /** `rows` x `dim` float32 user vectors, row-major, not yet normalised. */
+  readonly users: Float32Array;
+  readonly rows: number;
+  /** Slots per user: min(k, C). */
+  readonly k: number;
+  readonly alpha: number;
+  /** Contents with a cosine below this are left out of the top-k list. */
+  readonly minScore: number;
+  /** Per-user content rows to leave out of the top-k list; row i is the block's user i. */
+  readonly exclude?: ExclusionList;
+  /** Also return the `rows` x C cosine matrix. */
+  readonly matrix?: boolean;
+}
+
+/**
+ * A scoring engine. Every backend computes the same thing: for each user of a
+ * block, cosine similarity against every prepared content, the top-k
+ * contents (best first, ties by lower row) and CX with the raw weights.
+ * Results must match the `js` float64 reference within the documented
+ * precision.
+ */
+export interface Backend {
+  readonly name: BackendName;
+  /** A one-line description of what runs, such as the SIMD variant in use. */
+  readonly variant: string;
+  /**
+   * Validates nothing (callers have), normalises each content row once and
+   * keeps it with its weight (1 when `weights` is undefined).
+   */
+  prepare(contents: Float32Array, rows: number, dim: number, weights?: Float64Array): PreparedContents;
+  scoreBlock(prepared: PreparedContents, request: BlockRequest): BlockScores;
+  /** Releases what the backend holds; it must not be used afterwards. */
+  dispose(): void;
+}

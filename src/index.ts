@@ -1,0 +1,22 @@
+/**
+ * attnscore: cosine attention weights, top-k matching, experience score (CX)
+ * and loyalty for users x contents, on WebAssembly SIMD.
+ */
+export {
+  score,
+  scoreBlocks,
+  prepareRun,
+  DEFAULT_BLOCK_USERS,
+  type ScoreOptions,
+  type ScoreResult,
+  type ScoredBlock,
+  type RunStats,
+  type PreparedRun,
+} from './score.js';
+export { loadVectors, loadWeights, toVectorSet, type VectorInput, type VectorSource } from './vectors.js';
+export { createBackend, backendNames, defaultBackend } from './backends/index.js';
+export type { Backend, BackendName, BlockRequest, PreparedContents } from './backends/index.js';
+export { resolveParams, defaultParams, MAX_ABS_ALPHA, type ScoreParams } from './scoring/params.js';
+export { AttnScoreError, isInputError, type ErrorCode } from './scoring/errors.js';
+export { loyalty } from './scoring/math.js';
+export type { BlockScores, ExclusionList, Match, RowId, UserResult, VectorSet } from './scoring/types.js';

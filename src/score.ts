@@ -1,0 +1,299 @@
+/**
+ * The programmatic API: score users against contents, block by block.
+ *
+ * `scoreBlocks` is the streaming form the command-line tool uses: it yields
+ * the results of each block of users as soon as the backend has scored it,
+ * so callers can write them out without holding every result. `score`
+ * collects them.
+ */
+import {
+  createBackend,
+  type Backend,
+  type BackendName,
+  type PreparedContents,
+} from './backends/index.js';
+import { AttnScoreError } from './scoring/errors.js';
+import { loyalty } from './scoring/math.js';
+import { messages } from './scoring/messages.js';
+import { resolveParams, type ScoreParams } from './scoring/params.js';
+import type { BlockScores, ExclusionList, Match, RowId, UserResult, VectorSet } from './scoring/types.js';
+import { loadVectors, loadWeights, type VectorSource } from './vectors.js';
+
+/** Users scored per backend call by default: small enough for smooth progress, large enough to amortise the call. */
+export const DEFAULT_BLOCK_USERS = 256;
+
+/** Everything {@link score} and {@link scoreBlocks} accept. */
+export interface ScoreOptions extends Partial<ScoreParams> {
+  readonly users: VectorSource;
+  readonly contents: VectorSource;
+  /** Content weights: a `.npy` or text file, or one number per content. Overrides weights read with the contents. */
+  readonly weights?: string | ArrayLike<number>;
+  /** Format of a users file; taken from its extension when omitted. */
+  readonly usersFormat?: 'npy' | 'jsonl' | 'csv';
+  /** Format of a contents file; taken from its extension when omitted. */
+  readonly contentsFormat?: 'npy' | 'jsonl' | 'csv';
+  /** Text file with one user id per line, for `.npy` users. */
+  readonly userIds?: string;
+  /** Text file with one content id per line, for `.npy` contents. */
+  readonly contentIds?: string;
+  /** Content ids to leave out of each user's top-k list (they still count towards CX). */
+  readonly exclude?: ReadonlyMap<RowId, readonly RowId[]> | Readonly<Record<string, readonly RowId[]>>;
+  /** A backend name (`wasm` by default) or a backend instance, which the caller then disposes. */
+  readonly backend?: BackendName | Backend;
+  /** Also return the users x contents cosine matrix (small jobs only: U x C x 4 bytes). */
+  readonly matrix?: boolean;
+  /** Users per backend call. */
+  readonly blockUsers?: number;
+  /** Called after each block with the pairs scored so far and the total. */
+  readonly onProgress?: (pairsDone: number, pairsTotal: number) => void;
+  /** Stops scoring between blocks. */
+  readonly signal?: AbortSignal;
+}
+
+/** The results of one block of users, in input order. */
+export interface ScoredBlock {
+  /** Row of the block's first user. */
+  readonly start: number;
+  readonly results: UserResult[];
+  /** Cosine matrix rows of this block (results.length x C), when requested. */
+  readonly matrix?: Float32Array;
+}
+
+/** What a whole run returns. */
+export interface ScoreResult {
+  readonly results: UserResult[];
+  readonly matrix?: { readonly data: Float32Array; readonly rows: number; readonly columns: number };
+  readonly stats: RunStats;
+}
+
+/** Facts about a run, for summaries and logs. */
+export interface RunStats {
+  readonly users: number;
+  readonly contents: number;
+  readonly dim: number;
+  readonly pairs: number;
+  readonly seconds: number;
+  readonly backend: string;
+}
+
+/** A run whose inputs are read and validated, ready to be scored. */
+export interface PreparedRun {
+  readonly users: VectorSet;
+  readonly contents: VectorSet;
+  readonly params: ScoreParams;
+  readonly backend: Backend;
+  readonly pairs: number;
+  /** Scores the users block by block. */
+  blocks(): AsyncGenerator<ScoredBlock>;
+  /** Releases the backend when the run created it. */
+  dispose(): void;
+}
+
+/**
+ * Reads and validates the inputs and parameters, and prepares the contents
+ * on the backend. Every input error is raised here, before any result exists.
+ */
+export async function prepareRun(options: ScoreOptions): Promise<PreparedRun> {
+  const params = resolveParams(options);
+  const blockUsers = options.blockUsers ?? DEFAULT_BLOCK_USERS;
+  if (!Number.isSafeInteger(blockUsers) || blockUsers < 1) {
+    throw new AttnScoreError('INVALID_PARAMETER', messages.positiveInteger('blockUsers', blockUsers));
+  }
+  const contents = await loadVectors(options.contents, {
+    role: 'contents',
+    format: options.contentsFormat,
+    idsPath: options.contentIds,
+  });
+  const users = await loadVectors(options.users, {
+    role: 'users',
+    format: options.usersFormat,
+    idsPath: options.userIds,
+  });
+  if (users.dim !== contents.dim) {
+    throw new AttnScoreError('DIMENSION_MISMATCH', messages.dimensionMismatch(users.dim, contents.dim));
+  }
+  const weights =
+    options.weights !== undefined ? await loadWeights(options.weights, contents.rows) : contents.weights;
+  const weightScale = params.normalizeWeights ? 1 / positiveSum(weights, contents.rows) : 1;
+  const exclude = options.exclude ? buildExclusions(options.exclude, users, contents) : undefined;
+
+  const ownsBackend = typeof options.backend !== 'object';
+  const backend =
+    typeof options.backend === 'object' ? options.backend : createBackend(options.backend);
+  let prepared: PreparedContents;
+  try {
+    prepared = backend.prepare(contents.data, contents.rows, contents.dim, weights);
+  } catch (error) {
+    if (ownsBackend) backend.dispose();
+    throw error;
+  }
+  const pairs = users.rows * contents.rows;
+
+  async function* blocks(): AsyncGenerator<ScoredBlock> {
+    for (let start = 0; start < users.rows; start += blockUsers) {
+      options.signal?.throwIfAborted();
+      const rows = Math.min(blockUsers, users.rows - start);
+      const scores = backend.scoreBlock(prepared, {
+        users: users.data.subarray(start * users.dim, (start + rows) * users.dim),
+        rows,
+        k: params.k,
+        alpha: params.alpha,
+        minScore: params.minScore,
+        exclude: exclude && sliceExclusions(exclude, start, rows),
+        matrix: options.matrix === true,
+      });
+      const results = toUserResults(scores, users.ids, start, contents.ids, params, weightScale);
+      options.onProgress?.((start + rows) * contents.rows, pairs);
+      yield { start, results, ...(scores.matrix ? { matrix: scores.matrix } : {}) };
+      // Give timers and signal handlers a turn between blocks.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  return {
+    users,
+    contents,
+    params,
+    backend,
+    pairs,
+    blocks,
+    dispose() {
+      prepared.dispose();
+      if (ownsBackend) backend.dispose();
+    },
+  };
+}
+
+/** Scores every user, yielding each block's results as soon as they exist. */
+export async function* scoreBlocks(options: ScoreOptions): AsyncGenerator<ScoredBlock> {
+  const run = await prepareRun(options);
+  try {
+    yield* run.blocks();
+  } finally {
+    run.dispose();
+  }
+}
+
+/**
+ * Scores every user against every content and returns per-user results in
+ * input order: CX, loyalty and the top-k contents, best first.
+ *
+ * @example
+ * const { results } = await score({
+ *   users: { data: usersF32, rows: 2, dim: 3 },
+ *   contents: 'contents.npy',
+ *   k: 5,
+ *   alpha: 2,
+ * });
+ */
+export async function score(options: ScoreOptions): Promise<ScoreResult> {
+  const started = performance.now();
+  const run = await prepareRun(options);
+  const results: UserResult[] = [];
+  const matrix = options.matrix ? new Float32Array(run.pairs) : undefined;
+  try {
+    for await (const block of run.blocks()) {
+      results.push(...block.results);
+      if (matrix && block.matrix) matrix.set(block.matrix, block.start * run.contents.rows);
+    }
+  } finally {
+    run.dispose();
+  }
+  const stats: RunStats = {
+    users: run.users.rows,
+    contents: run.contents.rows,
+    dim: run.contents.dim,
+    pairs: run.pairs,
+    seconds: (performance.now() - started) / 1000,
+    backend: `${run.backend.name} (${run.backend.variant})`,
+  };
+  return {
+    results,
+    stats,
+    ...(matrix ? { matrix: { data: matrix, rows: run.users.rows, columns: run.contents.rows } } : {}),
+  };
+}
+
+function positiveSum(weights: Float64Array | undefined, contents: number): number {
+  let sum = 0;
+  if (!weights) return contents;
+  for (let i = 0; i < weights.length; i++) sum += weights[i]!;
+  if (!(sum > 0)) throw new AttnScoreError('INVALID_PARAMETER', messages.weightSumNotPositive(sum));
+  return sum;
+}
+
+function toUserResults(
+  scores: BlockScores,
+  userIds: readonly RowId[],
+  start: number,
+  contentIds: readonly RowId[],
+  params: ScoreParams,
+  weightScale: number,
+): UserResult[] {
+  const results: UserResult[] = new Array(scores.rows);
+  for (let row = 0; row < scores.rows; row++) {
+    const top: Match[] = new Array(scores.count[row]!);
+    for (let rank = 0; rank < top.length; rank++) {
+      const slot = row * scores.k + rank;
+      top[rank] = { content: contentIds[scores.index[slot]!]!, score: scores.score[slot]! };
+    }
+    const cx = scores.cx[row]! * weightScale;
+    results[row] = {
+      user: userIds[start + row]!,
+      cx,
+      loyalty: loyalty(cx, params.beta, params.gamma),
+      top,
+    };
+  }
+  return results;
+}
+
+/** Maps exclusions given by id to sorted content rows per user row. */
+function buildExclusions(
+  exclude: NonNullable<ScoreOptions['exclude']>,
+  users: VectorSet,
+  contents: VectorSet,
+): ExclusionList {
+  const userRows = indexIds(users.ids);
+  const contentRows = indexIds(contents.ids);
+  const perUser: number[][] = Array.from({ length: users.rows }, () => []);
+  const entries = exclude instanceof Map ? [...exclude.entries()] : Object.entries(exclude);
+  for (const [userId, contentIdList] of entries) {
+    const userRow = userRows.get(String(userId));
+    if (userRow === undefined) throw new AttnScoreError('UNKNOWN_ID', messages.unknownUserId(userId));
+    for (const contentId of contentIdList) {
+      const contentRow = contentRows.get(String(contentId));
+      if (contentRow === undefined) {
+        throw new AttnScoreError('UNKNOWN_ID', messages.unknownContentId(userId, contentId));
+      }
+      perUser[userRow]!.push(contentRow);
+    }
+  }
+  const offsets = new Int32Array(users.rows + 1);
+  for (let row = 0; row < users.rows; row++) offsets[row + 1] = offsets[row]! + perUser[row]!.length;
+  const rows = new Int32Array(offsets[users.rows]!);
+  for (let row = 0; row < users.rows; row++) {
+    const sorted = Int32Array.from(perUser[row]!).sort();
+    rows.set(sorted, offsets[row]!);
+  }
+  return { offsets, rows };
+}
+
+/** Maps each id (as a string, so JSON keys match numeric ids) to its first row. */
+function indexIds(ids: readonly RowId[]): Map<string, number> {
+  const rows = new Map<string, number>();
+  ids.forEach((id, row) => {
+    const key = String(id);
+    if (!rows.has(key)) rows.set(key, row);
+  });
+  return rows;
+}
+
+function sliceExclusions(exclude: ExclusionList, start: number, rows: number): ExclusionList {
+  const offsets = exclude.offsets.subarray(start, start + rows + 1);
+  const base = offsets[0]!;
+  return {
+    offsets: offsets.map((offset) => offset - base),
+    rows: exclude.rows.subarray(base, offsets[rows]!),
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * The text of every input error, in one place so that tests can pin it.
+ * Rows and columns are counted from 0, as numpy counts them.
+ */
+
+/** Formats a value for a message: strings quoted, numbers as JavaScript prints them. */
+export function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  if (value === undefined) return 'undefined';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+export const messages = {
+  positiveInteger: (name: string, value: unknown) =>
+    `${name} must be a positive integer (got ${show(value)})`,
+  finiteNumber: (name: string, value: unknown) =>
+    `${name} must be a finite number (got ${show(value)})`,
+  alphaRange: (value: number) =>
+    `alpha must be finite with |alpha| <= 80 so that exp(alpha * a) fits in float32 (got ${show(value)})`,
+  minScoreRange: (value: unknown) =>
+    `minScore must be a number in [-1, 1] or -Infinity (got ${show(value)})`,
+  nonFinite: (source: string, row: number, column: number, value: number) =>
+    `${source}: row ${row}, column ${column} is ${show(value)}; every value must be a finite number`,
+  nonFiniteWeight: (source: string, row: number, value: number) =>
+    `${source}: weight at row ${row} is ${show(value)}; every weight must be a finite number`,
+  dimensionMismatch: (userDim: number, contentDim: number) =>
+    `users have ${userDim} dims but contents have ${contentDim}`,
+  empty: (source: string) => `${source} has no rows; at least one vector is required`,
+  zeroDim: (source: string) => `${source} has vectors of length 0; at least one dimension is required`,
+  weightCount: (source: string, got: number, contents: number) =>
+    `${source} has ${got} weights but there are ${contents} contents; give one weight per content row`,
+  idCount: (source: string, got: number, rows: number) =>
+    `${source} has ${got} ids but the vectors have ${rows} rows; give one id per row`,
+  dataLength: (source: string, got: number, rows: number, dim: number) =>
+    `${source} has ${got} values but ${rows} rows x ${dim} dims needs ${rows * dim}`,
+  weightSumNotPositive: (sum: number) =>
+    `normalizeWeights needs weights with a positive sum (got ${show(sum)})`,
+  unknownUserId: (id: unknown) => `exclude names user id ${show(id)}, which is not among the users`,
+  unknownContentId: (userId: unknown, id: unknown) =>
+    `exclude for user ${show(userId)} names content id ${show(id)}, which is not among the contents`,
+  unknownBackend: (name: unknown, known: readonly string[]) =>
+    `unknown backend ${show(name)}; expected one of ${known.join(', ')}`,
+
+  // Input and output files. `at` is a row location built by `rowAt`, and `place` one built
+  // by `rowPlace`, so that binary and text formats name rows the same way.
+  rowAt: (source: string, row: number, line?: number) =>
+    line === undefined ? `${source}: row ${row}` : `${source} line ${line} (row ${row})`,
+  rowPlace: (row: number, line?: number) =>
+    line === undefined ? `row ${row}` : `line ${line} (row ${row})`,
+  readFailed: (source: string, reason: string) => `cannot read ${source}: ${reason}`,
+  writeFailed: (target: string, reason: string) => `cannot write ${target}: ${reason}`,
+  unknownExtension: (source: string, supported: readonly string[]) =>
+    `${source} has an unsupported file extension; expected one of ${supported.join(', ')}, ` +
+    `or give the format explicitly`,
+  unknownFormat: (format: unknown, known: readonly string[]) =>
+    `unknown input format ${show(format)}; expected one of ${known.join(', ')}`,
+  idsFileNotAllowed: (idsPath: string, source: string) =>
+    `ids file ${idsPath} applies only to .npy input, but ${source} contains its own ids`,
+  notNpy: (source: string) =>
+    `${source} is not a .npy file: it does not start with the bytes \\x93NUMPY`,
+  npyVersion: (source: string, major: number, minor: number) =>
+    `${source} uses .npy format version ${major}.${minor}; supported versions are 1.0, 2.0 and 3.0`,
+  npyHeader: (source: string, detail: string) => `${source} has an invalid .npy header: ${detail}`,
+  npyDtype: (source: string, dtype: string) =>
+    `${source} has dtype ${dtype}; expected float32 or float64 ('<f4', '<f8', '>f4' or '>f8'). ` +
+    `Convert the array with arr.astype(numpy.float32) before saving it`,
+  npyFortranOrder: (source: string) =>
+    `${source} is stored in Fortran (column-major) order; ` +
+    `save numpy.ascontiguousarray(arr) instead`,
+  npyRank: (source: string, shape: readonly number[], expected: string) =>
+    `${source} has shape (${shape.join(', ')}${shape.length === 1 ? ',' : ''}); expected ${expected}`,
+  npyTruncated: (
+    source: string,
+    shape: readonly number[],
+    dtype: string,
+    expected: number,
+    got: number,
+  ) =>
+    `${source} is truncated: shape (${shape.join(', ')}${shape.length === 1 ? ',' : ''}) ` +
+    `of dtype '${dtype}' needs ${expected} bytes of data but the file has ${got}`,
+  npyRowRange: (source: string, start: number, count: number, rows: number) =>
+    `cannot read rows ${start} to ${start + count - 1} of ${source}, which has ${rows} rows`,
+  nonFiniteAt: (at: string, column: number, value: unknown) =>
+    `${at}, column ${column} is ${show(value)}; every value must be a finite number`,
+  float32Range: (at: string, column: number, value: number) =>
+    `${at}, column ${column} is ${show(value)}, outside the float32 range ` +
+    `(|x| <= 3.4028235e38); every value must fit in float32`,
+  notANumber: (at: string, column: number, value: unknown) =>
+    `${at}, column ${column} is ${show(value)}, which is not a number; ` +
+    `every value must be a finite number`,
+  emptyField: (at: string, column: number) =>
+    `${at}, column ${column} is empty; every value must be a finite number`,
+  raggedRow: (at: string, got: number, expected: number) =>
+    `${at} has ${got} values but the first row has ${expected}; every row must have the same length`,
+  invalidJson: (at: string, detail: string) => `${at} is not valid JSON: ${detail}`,
+  notJsonObject: (at: string) =>
+    `${at} is not a JSON object; each line must look like {"id": "a", "vector": [0.5, 1]}`,
+  missingField: (at: string, field: string) =>
+    `${at} has no "${field}" field; each line must look like {"id": "a", "vector": [0.5, 1]}`,
+  invalidId: (at: string, value: unknown) =>
+    `${at} has id ${show(value)}; an id must be a non-empty string or a finite number`,
+  invalidVector: (at: string, value: unknown) =>
+    `${at} has "vector" ${show(value)}; expected an array of numbers`,
+  invalidWeight: (at: string, value: unknown) =>
+    `${at} has weight ${show(value)}; every weight must be a finite number`,
+  mixedWeights: (source: string, withPlace: string, withoutPlace: string) =>
+    `${source} has a "weight" at ${withPlace} but none at ${withoutPlace}; ` +
+    `give a weight on every row or on none`,
+  duplicateId: (source: string, id: unknown, firstPlace: string, secondPlace: string) =>
+    `${source} has id ${show(id)} at ${firstPlace} and again at ${secondPlace}; ids must be unique`,
+  emptyId: (at: string) => `${at} has an empty id; every row needs a non-empty id`,
+  weightValue: (at: string, value: unknown) =>
+    `${at} is ${show(value)}; every weight must be a finite number`,
+  invalidCsv: (source: string, detail: string) => `${source} is not valid CSV: ${detail}`,
+  nonFiniteResult: (user: unknown, field: string, value: number) =>
+    `result for user ${show(user)} has ${field} ${show(value)}, which the output cannot hold; ` +
+    `scores, cx and loyalty must be finite`,
+  npyRowCount: (target: string, written: number, rows: number) =>
+    `${target} was declared with ${rows} rows but ${written} were written`,
+  npyBlockLength: (target: string, length: number, columns: number) =>
+    `block of ${length} values written to ${target} is not a whole number of ${columns}-column rows`,
+} as const;

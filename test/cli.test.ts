@@ -1,0 +1,157 @@
+/**
+ * The `attnscore` command end to end, as a separate process: exit codes,
+ * messages, and output files that are complete or absent.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeNpy, loadNpy } from './helpers/npy.js';
+import { randomMatrix } from './helpers/data.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = join(root, 'bin', 'attnscore.js');
+const sample = join(root, 'sample');
+let dir: string;
+
+function attnscore(...args: string[]) {
+  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: dir });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+const sampleArgs = [
+  '--users', join(sample, 'users.npy'),
+  '--user-ids', join(sample, 'user_ids.txt'),
+  '--contents', join(sample, 'contents.npy'),
+  '--content-ids', join(sample, 'content_ids.txt'),
+  '--weights', join(sample, 'content_weights.npy'),
+  '--alpha', '1.5', '--beta', '0.001', '--gamma', '-8',
+];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'attnscore-cli-'));
+  writeFileSync(join(dir, 'users.npy'), encodeNpy(randomMatrix(5, 4, 1), [5, 4]));
+  writeFileSync(join(dir, 'contents.npy'), encodeNpy(randomMatrix(9, 4, 2), [9, 4]));
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('attnscore score', () => {
+  it('scores the sample into JSONL that matches numpy', () => {
+    const out = join(dir, 'sample.jsonl');
+    const run = attnscore('score', ...sampleArgs, '--k', '10', '--out', out);
+    expect(run.stderr).toMatch(/^scored 1\.00M pairs \(500 users x 2000 contents, 100 dims\) in .* backend wasm/);
+    expect(run.status).toBe(0);
+    const lines = readFileSync(out, 'utf8').trimEnd().split('\n').map((line) => JSON.parse(line));
+    expect(lines).toHaveLength(500);
+    const fixture = join(root, 'test/fixtures/fashion-sample');
+    const cx = loadNpy(join(fixture, 'expected_cx.npy')).data;
+    const loyalty = loadNpy(join(fixture, 'expected_loyalty.npy')).data;
+    const contentIds = readFileSync(join(sample, 'content_ids.txt'), 'utf8').split('\n');
+    const topIndex = loadNpy(join(fixture, 'expected_topk_index.npy')).data;
+    lines.forEach((line, u) => {
+      expect(Math.abs(line.cx - cx[u]!) / cx[u]!).toBeLessThan(1e-5);
+      expect(Math.abs(line.loyalty - loyalty[u]!)).toBeLessThan(1e-6);
+      expect(line.top).toHaveLength(10);
+    });
+    expect(lines[0].user).toBe('user-000000');
+    expect(lines[0].top[0].content).toBe(contentIds[topIndex[0]!]);
+    expect(lines[13].top.every((m: { score: number }) => m.score === 0)).toBe(true);
+    expect(readdirSync(dir).filter((name) => name.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('writes CSV with one row per user and rank', () => {
+    const out = join(dir, 'sample.csv');
+    const run = attnscore('score', ...sampleArgs, '--k', '3', '--out', out);
+    expect(run.status).toBe(0);
+    const rows = readFileSync(out, 'utf8').trimEnd().split('\n');
+    expect(rows[0]).toBe('user,rank,content,score,cx,loyalty');
+    expect(rows).toHaveLength(1 + 500 * 3);
+    expect(rows[1]).toMatch(/^user-000000,1,t10k-\d{5}-[a-z-]+,0\.\d+,\d/);
+  });
+
+  it('writes JSONL to stdout without --out', () => {
+    const run = attnscore('score', '--users', 'users.npy', '--contents', 'contents.npy', '--k', '2', '--quiet');
+    expect(run.status).toBe(0);
+    expect(run.stderr).toBe('');
+    const lines = run.stdout.trimEnd().split('\n').map((line) => JSON.parse(line));
+    expect(lines.map((line) => line.user)).toEqual([0, 1, 2, 3, 4]);
+    expect(lines[0].top).toHaveLength(2);
+  });
+
+  it('writes the cosine matrix as .npy', () => {
+    const out = join(dir, 'matrix.npy');
+    const run = attnscore('score', '--users', 'users.npy', '--contents', 'contents.npy', '--out', join(dir, 'm.jsonl'), '--matrix', out);
+    expect(run.status).toBe(0);
+    const matrix = loadNpy(out);
+    expect(matrix.shape).toEqual([5, 9]);
+    for (const value of matrix.data) expect(Math.abs(value)).toBeLessThanOrEqual(1 + 1e-6);
+  });
+
+  it('prints help with defaults and units', () => {
+    const run = attnscore('score', '--help');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('|alpha| <= 80');
+    expect(run.stdout).toMatch(/--k <n>.*\(default: 10\)/s);
+    expect(run.stdout).toMatch(/--backend <name>.*\(choices: "wasm", "js", default: "wasm"\)/s);
+  });
+});
+
+describe('attnscore score on bad input', () => {
+  const badCases: [string, () => string[], RegExp][] = [
+    ['NaN in users', () => [...npy('nan-users.npy', 3, 4, (data) => (data[1 * 4 + 2] = NaN)), '--contents', 'contents.npy'], /nan-users\.npy.*row 1.*column 2.*NaN/],
+    ['Infinity in contents', () => ['--users', 'users.npy', ...npy('inf-contents.npy', 9, 4, (data) => (data[8 * 4 + 3] = -Infinity), '--contents')], /inf-contents\.npy.*row 8.*column 3.*-Infinity/],
+    ['dimension mismatch', () => [...npy('dim3.npy', 2, 3), '--contents', 'contents.npy'], /users have 3 dims but contents have 4/],
+    ['ragged JSONL', () => [...text('ragged.jsonl', '{"id":"a","vector":[1,2,3,4]}\n{"id":"b","vector":[1,2,3]}\n'), '--contents', 'contents.npy'], /ragged\.jsonl.*line 2/],
+    ['ragged CSV', () => [...text('ragged.csv', 'a,1,2,3,4\nb,1,2,3\n'), '--contents', 'contents.npy'], /ragged\.csv.*line 2/],
+    ['empty file', () => [...text('empty.jsonl', ''), '--contents', 'contents.npy'], /empty\.jsonl/],
+    ['weights of the wrong length', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--weights', write('w.txt', '1\n2\n3\n')], /w\.txt has 3 weights but there are 9 contents/],
+    ['NaN weight', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--weights', write('wn.txt', '1\n2\n3\n4\n5\n6\nNaN\n8\n9\n')], /wn\.txt.*row 6/],
+    ['k = 0', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--k', '0'], /k must be a positive integer \(got 0\)/],
+    ['k = 2.5', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--k', '2.5'], /k must be a positive integer \(got 2\.5\)/],
+    ['k not a number', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--k', 'ten'], /k must be a number \(got "ten"\)/],
+    ['|alpha| > 80', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--alpha', '-80.5'], /\|alpha\| <= 80.*got -80\.5/],
+    ['infinite beta', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--beta', 'Infinity'], /beta must be a finite number \(got Infinity\)/],
+    ['NaN gamma', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--gamma', 'NaN'], /gamma must be a finite number \(got NaN\)/],
+    ['missing file', () => ['--users', 'nope.npy', '--contents', 'contents.npy'], /cannot read nope\.npy/],
+    ['truncated .npy', () => ['--users', truncated(), '--contents', 'contents.npy'], /truncated\.npy.*truncated/],
+    ['unknown backend', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--backend', 'cuda'], /cuda/],
+  ];
+
+  it.each(badCases)('%s exits 2 with one clear line and writes nothing', (_, args, message) => {
+    const out = join(dir, 'kept.jsonl');
+    writeFileSync(out, 'earlier output\n');
+    const fresh = join(dir, 'fresh.jsonl');
+    const run = attnscore('score', ...args(), '--out', out);
+    expect(run.stderr).toMatch(message);
+    expect(run.status).toBe(2);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    expect(readFileSync(out, 'utf8')).toBe('earlier output\n');
+    const again = attnscore('score', ...args(), '--out', fresh);
+    expect(again.status).toBe(2);
+    expect(existsSync(fresh)).toBe(false);
+    expect(readdirSync(dir).filter((name) => name.includes('.tmp-'))).toEqual([]);
+  });
+});
+
+function write(name: string, content: string | Buffer): string {
+  writeFileSync(join(dir, name), content);
+  return name;
+}
+
+function text(name: string, content: string): string[] {
+  return ['--users', write(name, content)];
+}
+
+function npy(name: string, rows: number, dim: number, edit?: (data: Float32Array) => void, flag = '--users'): string[] {
+  const data = randomMatrix(rows, dim, rows * 7 + dim);
+  edit?.(data);
+  return [flag, write(name, encodeNpy(data, [rows, dim]))];
+}
+
+function truncated(): string {
+  const full = encodeNpy(randomMatrix(5, 4, 9), [5, 4]);
+  return write('truncated.npy', full.subarray(0, full.length - 10));
+}

@@ -1,0 +1,29 @@
+import type { Backend } from '../../src/backends/backend.js';
+import { createJsBackend } from '../../src/backends/js/index.js';
+import { createWasmBackend } from '../../src/backends/wasm/index.js';
+
+/** A backend variant the correctness suite runs over. */
+export interface BackendCase {
+  readonly label: string;
+  readonly create: () => Backend;
+  /** Why it cannot run here, when it cannot. */
+  readonly unavailable?: string;
+}
+
+function probe(create: () => Backend): string | undefined {
+  try {
+    create().dispose();
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+const wasmRelaxed = () => createWasmBackend({ simd: 'relaxed' });
+
+/** Every backend and variant, each marked with the reason when it cannot run on this host. */
+export const backendCases: readonly BackendCase[] = [
+  { label: 'js', create: createJsBackend },
+  { label: 'wasm (plain SIMD)', create: () => createWasmBackend({ simd: 'plain' }) },
+  { label: 'wasm (relaxed SIMD)', create: wasmRelaxed, unavailable: probe(wasmRelaxed) },
+];
