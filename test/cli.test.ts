@@ -95,7 +95,8 @@ describe('attnscore score', () => {
     expect(run.status).toBe(0);
     expect(run.stdout).toContain('|alpha| <= 80');
     expect(run.stdout).toMatch(/--k <n>.*\(default: 10\)/s);
-    expect(run.stdout).toMatch(/--backend <name>.*\(choices: "wasm", "js", default: "wasm"\)/s);
+    expect(run.stdout).toMatch(/--backend <name>\s+scoring engine \(choices: "wasm", "js", default:\s+"wasm"\)/);
+    expect(run.stdout).not.toContain('null');
   });
 });
 

@@ -81,6 +81,7 @@ for (const realCase of cases) {
             topScore: topScore.subarray(u * k, (u + 1) * k),
             cosine,
             nextScore: nextScore[u]!,
+            alpha: params.alpha,
           },
           (content) => rowOfContent.get(content as string)!,
           `${realCase.name} user ${u}`,

@@ -2,7 +2,14 @@
 import { extname } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { backendNames, defaultBackend } from '../backends/index.js';
-import { openMatrixWriter, openResultWriter, type MatrixWriter, type ResultWriter } from '../io/index.js';
+import {
+  formatJsonlLine,
+  STDOUT_PATH,
+  openMatrixWriter,
+  openResultWriter,
+  type MatrixWriter,
+  type ResultWriter,
+} from '../io/index.js';
 import { defaultParams } from '../scoring/params.js';
 import { DEFAULT_BLOCK_USERS, prepareRun } from '../score.js';
 import type { UserResult } from '../scoring/types.js';
@@ -21,7 +28,7 @@ interface ScoreCommandOptions {
   alpha: number;
   beta: number;
   gamma: number;
-  minScore: number;
+  minScore?: number;
   normalizeWeights: boolean;
   backend: string;
   out: string;
@@ -54,7 +61,7 @@ export function registerScoreCommand(program: Command): void {
     .option('--alpha <x>', 'exponent scale of CX, |alpha| <= 80', parseNumber('alpha'), defaultParams.alpha)
     .option('--beta <x>', 'slope of the loyalty sigmoid', parseNumber('beta'), defaultParams.beta)
     .option('--gamma <x>', 'offset of the loyalty sigmoid', parseNumber('gamma'), defaultParams.gamma)
-    .option('--min-score <x>', 'leave contents with cosine below x out of the top-k list (not out of CX), in [-1, 1] (default: none)', parseNumber('min-score'), defaultParams.minScore)
+    .option('--min-score <x>', 'leave contents with cosine below x out of the top-k list (not out of CX), in [-1, 1] (default: none)', parseNumber('min-score'))
     .option('--normalize-weights', 'divide the weights by their sum, making CX a weighted mean of exp(alpha * a)', false)
     .addOption(new Option('--backend <name>', 'scoring engine').choices([...backendNames]).default(defaultBackend))
     .option('--out <file>', 'output file, written to a temporary file and renamed when complete; - for stdout', '-')
@@ -102,7 +109,7 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
   let writer: ResultWriter | undefined;
   let matrixWriter: MatrixWriter | undefined;
   const progress = createProgress(run.pairs, options.progress);
-  const shown: UserResult[] = [];
+  const preview: UserResult[] = [];
   const abortController = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => abortController.abort(signal);
   process.once('SIGINT', onSignal);
@@ -116,7 +123,7 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
       abortController.signal.throwIfAborted();
       await writer.writeBatch(block.results);
       if (matrixWriter && block.matrix) await matrixWriter.writeRows(block.matrix);
-      if (shown.length < options.show) shown.push(...block.results.slice(0, options.show - shown.length));
+      if (preview.length < options.show) preview.push(...block.results.slice(0, options.show - preview.length));
       progress.update((block.start + block.results.length) * run.contents.rows);
     }
     await matrixWriter?.finish();
@@ -145,8 +152,8 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
         `backend ${run.backend.name} (${run.backend.variant}); wrote ${format} to ${where}${matrixNote}\n`,
     );
   }
-  if (shown.length > 0) {
-    process.stdout.write(`first ${shown.length} of ${run.users.rows} results:\n`);
-    for (const result of shown) process.stdout.write(`${JSON.stringify(result)}\n`);
+  if (preview.length > 0 && options.out !== STDOUT_PATH) {
+    process.stdout.write(`first ${preview.length} of ${run.users.rows} results:\n`);
+    for (const result of preview) process.stdout.write(formatJsonlLine(result));
   }
 }

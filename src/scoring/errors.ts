@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'UNSUPPORTED_FORMAT'
   | 'UNKNOWN_ID'
   | 'READ_FAILED'
+  | 'WRITE_FAILED'
   | 'INTERNAL';
 
 /** An error caused by the caller's input, with a code and a one-line message. */

@@ -73,7 +73,8 @@ export const messages = {
     `${source} is stored in Fortran (column-major) order; ` +
     `save numpy.ascontiguousarray(arr) instead`,
   npyRank: (source: string, shape: readonly number[], expected: string) =>
-    `${source} has shape (${shape.join(', ')}${shape.length === 1 ? ',' : ''}); expected ${expected}`,
+    `${source} has shape (${shape.join(', ')}${shape.length === 1 ? ',' : ''}); ` +
+    `expected ${expected}`,
   npyTruncated: (
     source: string,
     shape: readonly number[],
@@ -96,7 +97,8 @@ export const messages = {
   emptyField: (at: string, column: number) =>
     `${at}, column ${column} is empty; every value must be a finite number`,
   raggedRow: (at: string, got: number, expected: number) =>
-    `${at} has ${got} values but the first row has ${expected}; every row must have the same length`,
+    `${at} has ${got} values but the first row has ${expected}; ` +
+    `every row must have the same length`,
   invalidJson: (at: string, detail: string) => `${at} is not valid JSON: ${detail}`,
   notJsonObject: (at: string) =>
     `${at} is not a JSON object; each line must look like {"id": "a", "vector": [0.5, 1]}`,
@@ -123,5 +125,6 @@ export const messages = {
   npyRowCount: (target: string, written: number, rows: number) =>
     `${target} was declared with ${rows} rows but ${written} were written`,
   npyBlockLength: (target: string, length: number, columns: number) =>
-    `block of ${length} values written to ${target} is not a whole number of ${columns}-column rows`,
+    `block of ${length} values written to ${target} is not a whole number ` +
+    `of ${columns}-column rows`,
 } as const;

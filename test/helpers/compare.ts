@@ -4,6 +4,16 @@ import type { UserResult } from '../../src/scoring/types.js';
 /** Tolerances of the engine against the float64 reference. */
 export const tolerance = { cosine: 1e-5, cxRelative: 1e-5, loyalty: 1e-6 } as const;
 
+/**
+ * Returns the relative CX tolerance for `alpha`. A float32 cosine carries up
+ * to about 3e-7 absolute error, and exp(alpha * a) turns an error e in a into
+ * a relative error of |alpha| * e, so past |alpha| = 33 the bound grows with
+ * |alpha|.
+ */
+export function cxTolerance(alpha: number): number {
+  return Math.max(tolerance.cxRelative, 3e-7 * Math.abs(alpha));
+}
+
 /** The reference's view of one user: its top list and every cosine, for near-tie checks. */
 export interface ExpectedUser {
   readonly cx: number;
@@ -14,6 +24,8 @@ export interface ExpectedUser {
   readonly cosine: (row: number) => number;
   /** The best cosine just outside the list, or -Infinity when there is none. */
   readonly nextScore: number;
+  /** The alpha of the run, which sets the CX tolerance. */
+  readonly alpha: number;
 }
 
 /**
@@ -29,7 +41,7 @@ export function expectUserMatches(
   label: string,
 ): void {
   const relativeCx = Math.abs(actual.cx - expected.cx) / Math.max(Math.abs(expected.cx), Number.MIN_VALUE);
-  if (!(relativeCx <= tolerance.cxRelative)) {
+  if (!(relativeCx <= cxTolerance(expected.alpha))) {
     expect.fail(`${label}: cx ${actual.cx} vs reference ${expected.cx} (relative error ${relativeCx})`);
   }
   if (!(Math.abs(actual.loyalty - expected.loyalty) <= tolerance.loyalty)) {
