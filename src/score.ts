@@ -59,7 +59,7 @@ export interface ScoredBlock {
   readonly matrix?: Float32Array;
 }
 
-/** What a whole run returns. */
+/** The results of a whole run, with the optional matrix and run statistics. */
 export interface ScoreResult {
   readonly results: UserResult[];
   readonly matrix?: { readonly data: Float32Array; readonly rows: number; readonly columns: number };

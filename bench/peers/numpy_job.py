@@ -3,9 +3,9 @@ to time attnscore against.
 
 usage: numpy_job.py USERS.npy CONTENTS.npy K ALPHA BETA GAMMA [WEIGHTS.npy]
 
-Normalises both sides (zero rows stay zero), multiplies users by contents in
-blocks of 2048 users so the U x C matrix never exists whole, picks the top k
-with argpartition plus a stable sort (ties by lower row), sums
+Normalises both sides (zero rows stay zero) and multiplies users by contents
+in blocks of 2048 users, so the U x C matrix never exists whole. Picks the top
+k with argpartition plus a stable sort (ties by lower row), sums
 w * exp(alpha * a) in float64 and applies the loyalty sigmoid. Prints one
 JSON line: seconds spent after loading, pairs, effective GFLOP/s and a few
 values to compare with attnscore's output.
