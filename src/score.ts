@@ -20,7 +20,7 @@ import type { BlockScores, ExclusionList, Match, RowId, UserResult, VectorSet } 
 import { loadVectors, loadWeights, type VectorSource } from './vectors.js';
 
 /** Users scored per backend call by default: small enough for smooth progress, large enough to amortise the call. */
-export const DEFAULT_BLOCK_USERS = 256;
+export const DEFAULT_BLOCK_USERS = 512;
 
 /** Everything {@link score} and {@link scoreBlocks} accept. */
 export interface ScoreOptions extends Partial<ScoreParams> {

@@ -115,6 +115,19 @@ export function simdAvailable(): boolean {
   return webAssembly.validate(readBuild('plain'));
 }
 
+/**
+ * Makes V8 compile WebAssembly with its optimizing compiler from the start.
+ * By default V8 first runs code from its baseline compiler (Liftoff) and
+ * optimizes hot functions in the background, but a call already running
+ * stays on the baseline code. One scoreBlock call can take seconds, so the
+ * first block of a run would take about three times as long (measured on
+ * Node 20.20: 4096 x 16384 x 256 in one block took 2.5 s instead of 0.9 s).
+ * The flag applies to every module this process compiles afterwards.
+ */
+function useOptimizingCompiler(): void {
+  setFlagsFromString('--no-liftoff');
+}
+
 /** Returns the compiled module of `variant`, compiling it on first use. */
 export function kernelModule(variant: KernelVariant): WasmModule {
   let module = moduleCache.get(variant);
@@ -133,6 +146,7 @@ export function kernelModule(variant: KernelVariant): WasmModule {
           'use the js backend',
       );
     }
+    useOptimizingCompiler();
     module = new webAssembly.Module(readBuild(variant));
     moduleCache.set(variant, module);
   }
