@@ -1,8 +1,8 @@
 /**
  * Real inputs: Fashion-MNIST products and the users who viewed them, with
  * expected values computed independently in float64 by numpy. The bundled
- * sample always runs; the two full cases run when the shared data folder
- * beside the repository exists.
+ * sample always runs; the two full cases run when their data folder beside
+ * the repository exists.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
