@@ -9,7 +9,7 @@ import { readVectors, readWeights } from './io/index.js';
 
 /** Vectors given in memory: a flat row-major array with its shape, or one array per row. */
 export interface VectorInput {
-  readonly data: Float32Array | Float64Array | readonly ArrayLike<number>[];
+  readonly data: Float32Array | Float64Array | readonly number[] | readonly ArrayLike<number>[];
   /** Required with a flat array; taken from the data for nested arrays. */
   readonly rows?: number;
   readonly dim?: number;
@@ -49,8 +49,24 @@ export function toVectorSet(input: VectorInput | VectorSet, defaultSource: strin
   if (ids.length !== rows) {
     throw new AttnScoreError('INVALID_INPUT', messages.idCount(`${source} ids`, ids.length, rows));
   }
+  if (input.ids) checkUniqueIds(input.ids, source);
   const weights = 'weights' in input ? input.weights : undefined;
   return { ids, data, rows, dim, source, ...(weights ? { weights } : {}) };
+}
+
+/** Rejects a repeated id, as the file readers do; ids of different types are different. */
+function checkUniqueIds(ids: readonly RowId[], source: string): void {
+  const firstRow = new Map<RowId, number>();
+  ids.forEach((id, row) => {
+    const first = firstRow.get(id);
+    if (first !== undefined) {
+      throw new AttnScoreError(
+        'INVALID_INPUT',
+        messages.duplicateId(`${source} ids`, id, `row ${first}`, `row ${row}`),
+      );
+    }
+    firstRow.set(id, row);
+  });
 }
 
 function flatten(
@@ -58,6 +74,10 @@ function flatten(
   source: string,
 ): { data: Float32Array; rows: number; dim: number } {
   const { data } = input;
+  const flatNumbers = Array.isArray(data) && (data.length === 0 || typeof data[0] === 'number');
+  if (flatNumbers && data.length > 0) {
+    return flatten({ ...input, data: Float64Array.from(data as unknown as number[]) }, source);
+  }
   if (data instanceof Float32Array || data instanceof Float64Array) {
     const rows = input.rows;
     const dim = input.dim ?? (rows ? data.length / rows : undefined);

@@ -259,7 +259,8 @@ describe('readWeights', () => {
     const error = await rejection(readWeights(file, 3));
     expect(error.code).toBe('NON_FINITE_VALUE');
     expect(error.message).toBe(
-      `${file}: weight at row 1 is NaN; every weight must be a finite number`,
+      `${file}: weight at row 1 is NaN; every weight must be a finite number ` +
+        `that fits in float32 (|w| <= 3.4028235e38)`,
     );
   });
 
@@ -268,7 +269,18 @@ describe('readWeights', () => {
     const error = await rejection(readWeights(file, 3));
     expect(error.code).toBe('NON_FINITE_VALUE');
     expect(error.message).toBe(
-      `${file} line 3 (row 2) is -Infinity; every weight must be a finite number`,
+      `${file} line 3 (row 2) is -Infinity; every weight must be a finite number ` +
+        `that fits in float32 (|w| <= 3.4028235e38)`,
+    );
+  });
+
+  it('rejects a weight beyond float32 in text', async () => {
+    const file = await fixture('w-big.txt', '1\n1e308\n');
+    const error = await rejection(readWeights(file, 2));
+    expect(error.code).toBe('NON_FINITE_VALUE');
+    expect(error.message).toBe(
+      `${file} line 2 (row 1) is 1e+308; every weight must be a finite number ` +
+        `that fits in float32 (|w| <= 3.4028235e38)`,
     );
   });
 
@@ -277,7 +289,8 @@ describe('readWeights', () => {
     const error = await rejection(readWeights(file, 2));
     expect(error.code).toBe('INVALID_INPUT');
     expect(error.message).toBe(
-      `${file} line 2 (row 1) is "heavy"; every weight must be a finite number`,
+      `${file} line 2 (row 1) is "heavy"; every weight must be a finite number ` +
+        `that fits in float32 (|w| <= 3.4028235e38)`,
     );
   });
 

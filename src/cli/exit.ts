@@ -2,8 +2,6 @@
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
 export const EXIT_USAGE = 2;
-/** 128 + SIGINT, as shells report a process stopped by Ctrl-C. */
-export const EXIT_INTERRUPTED = 130;
 
 /** Ends a command with a message and a chosen exit code. */
 export class CliExit extends Error {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { lstat, open, readlink, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 
@@ -27,6 +28,9 @@ type State = 'open' | 'failed' | 'committed' | 'aborted';
  * file in the target's folder (so that the final rename stays on one file system and is atomic
  * on POSIX), and {@link commit} renames it over the target. Until then an existing target is
  * untouched. The path `-` writes to standard output instead, where nothing can be taken back.
+ * A symbolic link is followed, so the file it points to is replaced and the link kept. A target
+ * that exists and is not a regular file (a FIFO, a character device such as /dev/null) is
+ * written directly, because renaming over it would replace the device with a file.
  *
  * Callers must await each {@link write} before the next one. A write resolves once its data is
  * on disk or copied into the internal buffer, so callers may reuse their buffers afterwards.
@@ -40,31 +44,50 @@ export class AtomicFile {
   private constructor(
     /** The path as the caller gave it, used in messages. */
     readonly target: string,
-    /** The temporary file, or undefined when writing to standard output. */
+    /** The temporary file, or undefined when writing to a stream. */
     readonly tempPath: string | undefined,
     private readonly handle: FileHandle | undefined,
     private readonly stream: Writable | undefined,
+    /** The file the temporary file is renamed over: `target` with symbolic links resolved. */
+    private readonly renameTarget: string = target,
+    /** Whether commit ends the stream: true for a device or FIFO, false for standard output. */
+    private readonly ownsStream = false,
   ) {
     this.buffer = Buffer.allocUnsafe(handle === undefined ? 0 : BUFFER_BYTES);
   }
 
   /**
-   * Creates the temporary file next to `target`, or wraps standard output for `-`. Throws
-   * `WRITE_FAILED` when the folder is missing or not writable or the target is a folder.
+   * Creates the temporary file next to `target` (after following symbolic links), or wraps
+   * standard output for `-` and opens a device or FIFO for direct writing. Throws
+   * `WRITE_FAILED` when the folder is missing or not writable or the target is a folder. The
+   * temporary file gets the permission bits of an existing target, so replacing a private file
+   * does not make it readable to others.
    */
   static async open(target: string, options: AtomicFileOptions = {}): Promise<AtomicFile> {
     if (target === STDOUT_PATH) {
       return new AtomicFile(target, undefined, undefined, options.stdout ?? process.stdout);
     }
-    const targetStats = await stat(target).catch(() => undefined);
+    const resolved = await resolveLinks(target);
+    const targetStats = await stat(resolved).catch(() => undefined);
     if (targetStats?.isDirectory()) throw writeFailed(target, new Error('is a directory'));
+    if (targetStats !== undefined && !targetStats.isFile()) {
+      const stream = await openStream(target, resolved);
+      return new AtomicFile(target, undefined, undefined, stream, resolved, true);
+    }
 
-    const name = `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    const tempPath = path.join(path.dirname(target), name);
+    const name = `.${path.basename(resolved)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const tempPath = path.join(path.dirname(resolved), name);
+    let handle: FileHandle | undefined;
     try {
-      const handle = await open(tempPath, 'wx');
-      return new AtomicFile(target, tempPath, handle, undefined);
+      handle = await open(tempPath, 'wx', targetStats ? targetStats.mode & 0o7777 : 0o666);
+      // open() applies the umask, so set the existing file's bits exactly.
+      if (targetStats) await handle.chmod(targetStats.mode & 0o7777);
+      return new AtomicFile(target, tempPath, handle, undefined, resolved);
     } catch (error) {
+      if (handle) {
+        await handle.close().catch(() => undefined);
+        await unlink(tempPath).catch(() => undefined);
+      }
       throw writeFailed(target, error);
     }
   }
@@ -98,21 +121,29 @@ export class AtomicFile {
     this.checkOpen();
     try {
       if (this.handle === undefined || this.tempPath === undefined) {
-        if (this.stream !== undefined && this.stream.writableNeedDrain) await drain(this.stream);
+        const stream = this.stream as Writable;
+        if (this.ownsStream) {
+          await new Promise<void>((resolve, reject) => {
+            stream.once('error', reject);
+            stream.end(() => resolve());
+          });
+        } else if (stream.writableNeedDrain) {
+          await drain(stream);
+        }
         this.state = 'committed';
         return;
       }
       await this.flush();
       await this.handle.sync();
       await this.handle.close();
-      await rename(this.tempPath, this.target);
+      await rename(this.tempPath, this.renameTarget);
       this.state = 'committed';
     } catch (error) {
       const failure = this.fail(error);
       await this.abort();
       throw failure;
     }
-    await syncFolder(path.dirname(this.target));
+    await syncFolder(path.dirname(this.renameTarget));
   }
 
   /**
@@ -123,6 +154,7 @@ export class AtomicFile {
   async abort(): Promise<void> {
     if (this.state === 'committed' || this.state === 'aborted') return;
     this.state = 'aborted';
+    if (this.ownsStream) this.stream?.destroy();
     if (this.handle === undefined || this.tempPath === undefined) return;
     // Either step may fail when commit got partway. That is fine, because all that matters
     // here is that the temporary file is gone.
@@ -159,6 +191,33 @@ export class AtomicFile {
       offset += bytesWritten;
     }
   }
+}
+
+/**
+ * Follows symbolic links from `target`, including a dangling last link, whose destination is
+ * where the output is then created.
+ */
+async function resolveLinks(target: string): Promise<string> {
+  let current = target;
+  for (let hops = 0; hops < 40; hops++) {
+    const stats = await lstat(current).catch(() => undefined);
+    if (!stats?.isSymbolicLink()) break;
+    const real = await realpath(current).catch(() => undefined);
+    if (real !== undefined) return real;
+    current = path.resolve(path.dirname(current), await readlink(current));
+  }
+  return current;
+}
+
+/** Opens a device or FIFO for writing, failing with the usual write error. */
+async function openStream(target: string, resolved: string): Promise<Writable> {
+  const stream = createWriteStream(resolved, { flags: 'w' });
+  try {
+    await once(stream, 'open');
+  } catch (error) {
+    throw writeFailed(target, error);
+  }
+  return stream;
 }
 
 function writeFailed(target: string, error: unknown): AttnScoreError {

@@ -32,7 +32,7 @@ async function readNpyWeights(source: string): Promise<Float64Array> {
     }
     const weights = await file.readRowsFloat64(0, file.rows);
     for (let row = 0; row < weights.length; row++) {
-      if (!Number.isFinite(weights[row])) {
+      if (!Number.isFinite(Math.fround(weights[row]!))) {
         throw new AttnScoreError(
           'NON_FINITE_VALUE',
           messages.nonFiniteWeight(source, row, weights[row]),
@@ -51,7 +51,7 @@ async function readTextWeights(source: string): Promise<Float64Array> {
   for (let row = 0; row < lines.length; row++) {
     const parsed = parseNumberField(lines[row]);
     const value = parsed.kind === 'number' ? parsed.value : undefined;
-    if (value === undefined || !Number.isFinite(value)) {
+    if (value === undefined || !Number.isFinite(Math.fround(value))) {
       const shown = parsed.kind === 'invalid' ? parsed.text : (value ?? '');
       const code = parsed.kind === 'number' ? 'NON_FINITE_VALUE' : 'INVALID_INPUT';
       throw new AttnScoreError(

@@ -13,8 +13,8 @@ export interface ReferenceContents {
   readonly data: Float32Array;
   readonly rows: number;
   readonly dim: number;
-  /** 1 / |c| for each row, or 0 for a zero row, so its cosine is 0. */
-  readonly inverseNorms: Float64Array;
+  /** |c| for each row; 0 for a zero row, whose cosine is 0. */
+  readonly norms: Float64Array;
   readonly weights: Float64Array;
 }
 
@@ -24,12 +24,9 @@ export function prepareReference(
   dim: number,
   weights?: Float64Array,
 ): ReferenceContents {
-  const inverseNorms = new Float64Array(rows);
-  for (let c = 0; c < rows; c++) {
-    const norm = rowNorm(data, c, dim);
-    inverseNorms[c] = norm > 0 ? 1 / norm : 0;
-  }
-  return { data, rows, dim, inverseNorms, weights: weights ?? new Float64Array(rows).fill(1) };
+  const norms = new Float64Array(rows);
+  for (let c = 0; c < rows; c++) norms[c] = rowNorm(data, c, dim);
+  return { data, rows, dim, norms, weights: weights ?? new Float64Array(rows).fill(1) };
 }
 
 export interface ReferenceRequest {
@@ -44,7 +41,7 @@ export interface ReferenceRequest {
 
 /** Scores a block of users against the contents, all in float64. */
 export function scoreReference(contents: ReferenceContents, request: ReferenceRequest): BlockScores {
-  const { data: content, rows: contentRows, dim, inverseNorms, weights } = contents;
+  const { data: content, rows: contentRows, dim, norms, weights } = contents;
   const { users, rows, alpha, minScore, exclude } = request;
   const k = Math.min(request.k, contentRows);
   const index = new Int32Array(rows * k).fill(-1);
@@ -56,14 +53,16 @@ export function scoreReference(contents: ReferenceContents, request: ReferenceRe
 
   for (let u = 0; u < rows; u++) {
     const userNorm = rowNorm(users, u, dim);
-    const inverseUserNorm = userNorm > 0 ? 1 / userNorm : 0;
     const userBase = u * dim;
     let sum = 0;
     for (let c = 0; c < contentRows; c++) {
       let dot = 0;
       const contentBase = c * dim;
       for (let j = 0; j < dim; j++) dot += users[userBase + j]! * content[contentBase + j]!;
-      const a = dot * inverseUserNorm * inverseNorms[c]!;
+      // One division by the product of the norms: with D = 1 it gives exactly +-1, so equal
+      // cosines stay equal and ties keep row order.
+      const normProduct = userNorm * norms[c]!;
+      const a = normProduct > 0 ? dot / normProduct : 0;
       similarities[c] = a;
       sum += weights[c]! * Math.exp(alpha * a);
     }
