@@ -141,13 +141,15 @@ describe('readJsonl', () => {
       'a non-finite weight',
       '{"id": "a", "vector": [1], "weight": 1e999}\n',
       'NON_FINITE_VALUE',
-      'line 1 (row 0) has weight Infinity; every weight must be a finite number',
+      'line 1 (row 0) has weight Infinity; every weight must be a finite number that fits in ' +
+        'float32 (|w| <= 3.4028235e38)',
     ],
     [
       'a string weight',
       '{"id": "a", "vector": [1], "weight": "2"}\n',
       'INVALID_INPUT',
-      'line 1 (row 0) has weight "2"; every weight must be a finite number',
+      'line 1 (row 0) has weight "2"; every weight must be a finite number that fits in ' +
+        'float32 (|w| <= 3.4028235e38)',
     ],
   ];
   for (const [name, text, code, message] of rejections) {
@@ -342,8 +344,22 @@ describe('readCsv', () => {
     const file = await fixture('csv', 'u1\nu2\n');
     const error = await rejection(readCsv(file));
     expect(error.message).toBe(
-      `${file} has vectors of length 0; at least one dimension is required`,
+      `${file} has vectors of length 0; at least one dimension is required, and fields must ` +
+        'be separated by commas (convert tab- or semicolon-separated files first)',
     );
+  });
+
+  it('skips a pandas header with a named index', async () => {
+    const file = await fixture('csv', 'id,0,1,2\na,1,2,3\nb,4,5,6\n');
+    const vectors = await readCsv(file);
+    expect(vectors.ids).toEqual(['a', 'b']);
+    expect(Array.from(vectors.data)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('keeps a one-dimension row of 0 as data', async () => {
+    const file = await fixture('csv', 'x,0\ny,1\n');
+    const vectors = await readCsv(file);
+    expect(vectors.ids).toEqual(['x', 'y']);
   });
 
   it('rejects an unclosed quote', async () => {

@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { isInputError } from '../scoring/errors.js';
 import { CliExit, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE } from './exit.js';
+import { registerMergeCommand } from './merge.js';
 import { registerScoreCommand } from './score.js';
 
 /** Runs the command line with `argv` (without the node and script paths) and returns the exit code. */
@@ -19,6 +20,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
   registerScoreCommand(program);
+  registerMergeCommand(program);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

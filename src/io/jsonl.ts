@@ -15,7 +15,23 @@ export interface TextVectors {
   readonly weights?: Float64Array;
 }
 
-/** Options for {@link readJsonl}. */
+/**
+ * One validated row of a JSONL or CSV vector file, as the row generators yield it. Every value
+ * has been checked to be a finite float32, and the id to be valid and not seen before.
+ */
+export interface TextRow {
+  /** The row number from 0, counting data rows only (no blank lines or header). */
+  readonly row: number;
+  /** The 1-based line, which for a CSV record spanning several lines is its last line. */
+  readonly line: number;
+  readonly id: RowId;
+  /** The vector, of the same length on every row. */
+  readonly values: readonly number[];
+  /** The JSONL `weight` field, when the row has one. CSV rows never have one. */
+  readonly weight?: number;
+}
+
+/** Options for {@link readJsonl} and {@link readJsonlRows}. */
 export interface ReadJsonlOptions {
   /** The name used in messages, by default the path. */
   readonly source?: string;
@@ -23,7 +39,6 @@ export interface ReadJsonlOptions {
 
 /** The weight seen so far: on every row, on none, or not yet decided. */
 interface WeightState {
-  values: number[];
   firstWith?: string;
   firstWithout?: string;
 }
@@ -39,15 +54,40 @@ export async function readJsonl(
   path: string,
   options: ReadJsonlOptions = {},
 ): Promise<TextVectors> {
+  const ids: RowId[] = [];
+  const data = new Float32Builder();
+  const weights: number[] = [];
+  let dim = 0;
+  for await (const row of readJsonlRows(path, options)) {
+    ids.push(row.id);
+    dim = row.values.length;
+    for (const value of row.values) data.push(value);
+    if (row.weight !== undefined) weights.push(row.weight);
+  }
+  const result = { ids, data: data.finish(), rows: ids.length, dim };
+  // The row parser rejects a file where only some rows have a weight.
+  if (weights.length === ids.length) return { ...result, weights: Float64Array.from(weights) };
+  return result;
+}
+
+/**
+ * Streams the rows of a JSON Lines vector file with every check of {@link readJsonl}, keeping
+ * one line in memory plus one registry entry per id for the duplicate check. Throws like
+ * {@link readJsonl}, at the first invalid row, or at the end when the file has no rows. Breaking
+ * out of the loop closes the file.
+ */
+export async function* readJsonlRows(
+  path: string,
+  options: ReadJsonlOptions = {},
+): AsyncGenerator<TextRow, void, undefined> {
   const source = options.source ?? path;
   const handle = await openForReading(path, source);
   const stream = handle.createReadStream({ encoding: 'utf8' });
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
 
-  const ids: RowId[] = [];
   const registry = new IdRegistry(source);
-  const data = new Float32Builder();
-  const weights: WeightState = { values: [] };
+  const weights: WeightState = {};
+  let rows = 0;
   let dim = -1;
   let lineNumber = 0;
   try {
@@ -57,12 +97,11 @@ export async function readJsonl(
       const line = lineNumber === 1 ? rawLine.replace(/^\uFEFF/, '') : rawLine;
       if (line.trim() === '') continue;
 
-      const row = ids.length;
+      const row = rows;
       const at = messages.rowAt(source, row, lineNumber);
       const record = parseRecord(line, at);
       const id = parseId(record, at);
       registry.add(id, row, lineNumber);
-      ids.push(id);
 
       const vector = record.vector;
       if (!Array.isArray(vector)) throw invalidRecord(messages.invalidVector(at, vector));
@@ -76,10 +115,14 @@ export async function readJsonl(
         const value: unknown = vector[column];
         if (typeof value !== 'number') throw invalidRecord(messages.notANumber(at, column, value));
         checkFloat32(value, at, column);
-        data.push(value);
       }
 
-      collectWeight(record, weights, source, row, lineNumber);
+      const weight = checkWeight(record, weights, source, row, lineNumber);
+      rows++;
+      const values = vector as number[];
+      yield weight === undefined
+        ? { row, line: lineNumber, id, values }
+        : { row, line: lineNumber, id, values, weight };
     }
   } catch (error) {
     throw readFailed(source, error);
@@ -89,12 +132,34 @@ export async function readJsonl(
     await handle.close().catch(() => undefined);
   }
 
-  if (ids.length === 0) throw new AttnScoreError('EMPTY_INPUT', messages.empty(source));
-  const result = { ids, data: data.finish(), rows: ids.length, dim };
-  if (weights.values.length === ids.length) {
-    return { ...result, weights: Float64Array.from(weights.values) };
+  if (rows === 0) throw new AttnScoreError('EMPTY_INPUT', messages.empty(source));
+}
+
+/**
+ * Counts the data rows of a JSON Lines vector file, the lines that are not blank, as
+ * {@link readJsonlRows} would yield them from a valid file. The lines are not parsed, so an
+ * invalid file is only rejected when it is read. Keeps one line in memory at a time.
+ */
+export async function countJsonlRows(
+  path: string,
+  options: ReadJsonlOptions = {},
+): Promise<number> {
+  const source = options.source ?? path;
+  const handle = await openForReading(path, source);
+  const stream = handle.createReadStream({ encoding: 'utf8' });
+  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  let rows = 0;
+  try {
+    // trim() also removes a byte order mark, so a first line with only a mark is blank too.
+    for await (const line of lines) if (line.trim() !== '') rows++;
+  } catch (error) {
+    throw readFailed(source, error);
+  } finally {
+    lines.close();
+    stream.destroy();
+    await handle.close().catch(() => undefined);
   }
-  return result;
+  return rows;
 }
 
 function parseRecord(line: string, at: string): Record<string, unknown> {
@@ -121,24 +186,27 @@ function parseId(record: Record<string, unknown>, at: string): RowId {
   throw invalidRecord(messages.invalidId(at, id));
 }
 
-/** Checks the optional weight of one row and rejects a file where only some rows have one. */
-function collectWeight(
+/**
+ * Checks the optional weight of one row, rejecting a file where only some rows have one, and
+ * returns it when present.
+ */
+function checkWeight(
   record: Record<string, unknown>,
   state: WeightState,
   source: string,
   row: number,
   line: number,
-): void {
+): number | undefined {
   const place = messages.rowPlace(row, line);
   if (!('weight' in record)) {
     state.firstWithout ??= place;
     if (state.firstWith !== undefined) {
       throw invalidRecord(messages.mixedWeights(source, state.firstWith, place));
     }
-    return;
+    return undefined;
   }
   const weight = record.weight;
-  if (typeof weight !== 'number' || !Number.isFinite(weight)) {
+  if (typeof weight !== 'number' || !Number.isFinite(Math.fround(weight))) {
     const code = typeof weight === 'number' ? 'NON_FINITE_VALUE' : 'INVALID_INPUT';
     const at = messages.rowAt(source, row, line);
     throw new AttnScoreError(code, messages.invalidWeight(at, weight));
@@ -147,7 +215,7 @@ function collectWeight(
   if (state.firstWithout !== undefined) {
     throw invalidRecord(messages.mixedWeights(source, place, state.firstWithout));
   }
-  state.values.push(weight);
+  return weight;
 }
 
 function invalidRecord(message: string): AttnScoreError {

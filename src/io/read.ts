@@ -57,7 +57,11 @@ export async function readVectors(path: string, options: ReadVectorsOptions): Pr
   return { ids, data, rows, dim, source: path };
 }
 
-function chooseFormat(path: string, format: VectorFormat | undefined): VectorFormat {
+/**
+ * Returns `format` after checking that it is known, or else the format that the extension of
+ * `path` selects. Throws `INVALID_PARAMETER` or `UNSUPPORTED_FORMAT` otherwise.
+ */
+export function chooseFormat(path: string, format: VectorFormat | undefined): VectorFormat {
   if (format !== undefined) {
     if (!FORMATS.includes(format)) {
       throw new AttnScoreError('INVALID_PARAMETER', messages.unknownFormat(format, FORMATS));

@@ -27,11 +27,15 @@ export const messages = {
   nonFinite: (source: string, row: number, column: number, value: number) =>
     `${source}: row ${row}, column ${column} is ${show(value)}; every value must be a finite number`,
   nonFiniteWeight: (source: string, row: number, value: number) =>
-    `${source}: weight at row ${row} is ${show(value)}; every weight must be a finite number`,
+    `${source}: weight at row ${row} is ${show(value)}; every weight must be a finite number ` +
+    `that fits in float32 (|w| <= 3.4028235e38)`,
   dimensionMismatch: (userDim: number, contentDim: number) =>
     `users have ${userDim} dims but contents have ${contentDim}`,
   empty: (source: string) => `${source} has no rows; at least one vector is required`,
   zeroDim: (source: string) => `${source} has vectors of length 0; at least one dimension is required`,
+  csvNoDimensions: (source: string) =>
+    `${source} has vectors of length 0; at least one dimension is required, and fields must be ` +
+    `separated by commas (convert tab- or semicolon-separated files first)`,
   weightCount: (source: string, got: number, contents: number) =>
     `${source} has ${got} weights but there are ${contents} contents; give one weight per content row`,
   idCount: (source: string, got: number, rows: number) =>
@@ -39,7 +43,7 @@ export const messages = {
   dataLength: (source: string, got: number, rows: number, dim: number) =>
     `${source} has ${got} values but ${rows} rows x ${dim} dims needs ${rows * dim}`,
   weightSumNotPositive: (sum: number) =>
-    `normalizeWeights needs weights with a positive sum (got ${show(sum)})`,
+    `normalizing the weights needs a positive sum whose reciprocal is finite (got ${show(sum)})`,
   unknownUserId: (id: unknown) => `exclude names user id ${show(id)}, which is not among the users`,
   unknownContentId: (userId: unknown, id: unknown) =>
     `exclude for user ${show(userId)} names content id ${show(id)}, which is not among the contents`,
@@ -109,7 +113,8 @@ export const messages = {
   invalidVector: (at: string, value: unknown) =>
     `${at} has "vector" ${show(value)}; expected an array of numbers`,
   invalidWeight: (at: string, value: unknown) =>
-    `${at} has weight ${show(value)}; every weight must be a finite number`,
+    `${at} has weight ${show(value)}; every weight must be a finite number that fits in ` +
+    `float32 (|w| <= 3.4028235e38)`,
   mixedWeights: (source: string, withPlace: string, withoutPlace: string) =>
     `${source} has a "weight" at ${withPlace} but none at ${withoutPlace}; ` +
     `give a weight on every row or on none`,
@@ -117,7 +122,8 @@ export const messages = {
     `${source} has id ${show(id)} at ${firstPlace} and again at ${secondPlace}; ids must be unique`,
   emptyId: (at: string) => `${at} has an empty id; every row needs a non-empty id`,
   weightValue: (at: string, value: unknown) =>
-    `${at} is ${show(value)}; every weight must be a finite number`,
+    `${at} is ${show(value)}; every weight must be a finite number that fits in float32 ` +
+    `(|w| <= 3.4028235e38)`,
   invalidCsv: (source: string, detail: string) => `${source} is not valid CSV: ${detail}`,
   nonFiniteResult: (user: unknown, field: string, value: number) =>
     `result for user ${show(user)} has ${field} ${show(value)}, which the output cannot hold; ` +
@@ -127,4 +133,82 @@ export const messages = {
   npyBlockLength: (target: string, length: number, columns: number) =>
     `block of ${length} values written to ${target} is not a whole number ` +
     `of ${columns}-column rows`,
+
+  // Streaming users, shards, resumable runs and merging shard outputs.
+  invalidRowRange: (source: string, start: unknown, end: unknown, rows: number | undefined) =>
+    `invalid row range ${show(start)} to ${show(end)} for ${source}` +
+    (rows === undefined ? '' : `, which has ${rows} rows`) +
+    `; expected whole numbers with 0 <= start <= end`,
+  rowsPastEnd: (source: string, rows: number, end: number) =>
+    `${source} has ${rows} rows but rows up to ${end - 1} were requested; ` +
+    `the file changed after its rows were counted`,
+  idsFileChanged: (idsPath: string, read: number, rows: number) =>
+    `${idsPath} ended after ${read} of ${rows} ids; the file changed while it was being read`,
+  nonNegativeNumber: (name: string, value: unknown) =>
+    `${name} must be a number >= 0 (got ${show(value)})`,
+  shardRows: (rows: unknown) => `the row count must be a whole number >= 0 (got ${show(rows)})`,
+  shardSyntax: (text: string) =>
+    `--shard must look like I/N, such as 0/4, with 0 <= I < N (got ${show(text)})`,
+  shardBothOptions: () =>
+    '--shard and --shard-count were both given; give --shard I/N, or --shard-count N ' +
+    'with the index in the environment',
+  shardIndexRange: (index: number, count: number, from: string) =>
+    `shard index ${show(index)} (from ${from}) is outside 0..${count - 1} for ${count} shards`,
+  shardIndexVariable: (variable: string, value: string) =>
+    `${variable} is ${show(value)}; expected a whole number >= 0`,
+  shardIndexMissing: (count: number, variables: readonly string[]) =>
+    `--shard-count ${count} takes the shard index from ${variables.join(', ')}, ` +
+    `but none of them is set; give --shard I/N instead`,
+  invalidManifest: (path: string, detail: string) =>
+    `${path} is not a valid attnscore run manifest: ${detail}`,
+  resumeMismatch: (folder: string, field: string, previous: string, current: string) =>
+    `${folder} contains a run with ${field} ${previous}, but this run has ${current}; ` +
+    `rerun with the same inputs and parameters to resume, or remove ${folder} to start over`,
+  partsNeedFile: () =>
+    'a resumable run needs an output file; standard output (-) cannot be resumed',
+  partRangeTaken: (start: number, end: number, first: number, last: number) =>
+    `cannot record users ${start} to ${end - 1}: they are outside this run's users ` +
+    `${first} to ${last - 1} or already in a recorded part`,
+  partOutOfRange: (index: number, start: number, count: number) =>
+    `part ${index} (users ${start} to ${start + count - 1}) overlaps another part ` +
+    `or lies outside the run's users`,
+  partsIncomplete: (out: string, start: number, end: number, pending: number) =>
+    `cannot assemble ${out}: ${pending} users are not scored yet, the first from ${start} ` +
+    `to ${end - 1}`,
+  partDamaged: (partPath: string, detail: string, folder: string) =>
+    `part file ${partPath} ${detail}; it changed after it was written. ` +
+    `Remove ${folder} to score every user again`,
+  fileMissing: () => 'is missing',
+  sizeDiffers: (bytes: number, expected: number) =>
+    `has ${bytes} bytes but its manifest records ${expected}`,
+  sha256Differs: (sha256: string, expected: string) =>
+    `has sha256 ${sha256} but its manifest records ${expected}`,
+  csvHeaderMissing: (header: string) => `does not start with the CSV header ${header}`,
+  mergeNoInputs: () => 'merge needs at least one shard output',
+  shardManifestMissing: (output: string, manifestPath: string) =>
+    `${output} has no manifest ${manifestPath}; merge takes the outputs of ` +
+    `attnscore score --shard runs, each with the manifest that the run writes beside it`,
+  mergeMismatch: (
+    field: string,
+    firstPath: string,
+    firstValue: string,
+    otherPath: string,
+    otherValue: string,
+  ) =>
+    `shard outputs differ in ${field}: ${firstPath} has ${firstValue} but ${otherPath} has ` +
+    `${otherValue}; merge only the shards of one run`,
+  mergeDuplicateShard: (index: number, count: number, firstPath: string, otherPath: string) =>
+    `${firstPath} and ${otherPath} are both shard ${index}/${count}; give each shard once`,
+  mergeMissingShards: (missing: readonly number[], count: number) =>
+    (missing.length === 1 ? 'shard ' : 'shards ') +
+    missing.map((index) => `${index}/${count}`).join(', ') +
+    (missing.length === 1 ? ' is' : ' are') +
+    ` missing; give all ${count} shard outputs`,
+  shardOutputChanged: (output: string, detail: string) =>
+    `shard output ${output} ${detail}; it changed after its run finished, so run that shard again`,
+  mergeOutputIsInput: (out: string) =>
+    `--out ${out} is one of the shard outputs or their manifests; choose another output path`,
+  mergeFormatMismatch: (out: string, named: string, format: string) =>
+    `--out ${out} names ${named} output but the shards contain ${format}; ` +
+    `give an --out path with the .${format} extension`,
 } as const;

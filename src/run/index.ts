@@ -1,0 +1,48 @@
+/** Nightly-run plumbing: shards, resumable output in parts, run manifests and merging. */
+export {
+  formatShard,
+  parseShard,
+  resolveShard,
+  SHARD_INDEX_VARIABLES,
+  shardOutputPath,
+  shardRange,
+  type Shard,
+  type ShardOptions,
+} from './shard.js';
+export {
+  buildRunIdentity,
+  compareIdentity,
+  createOutputManifest,
+  createPartsManifest,
+  fingerprintFile,
+  identityOf,
+  MANIFEST_FORMAT,
+  MANIFEST_VERSION,
+  readManifest,
+  scoringParameters,
+  writeManifest,
+  type CompareOptions,
+  type FileFingerprint,
+  type IdentityDifference,
+  type InputPaths,
+  type OutputManifest,
+  type OutputRecord,
+  type ParameterValue,
+  type PartRecord,
+  type PartsManifest,
+  type RunIdentity,
+  type RunIdentityOptions,
+  type RunManifest,
+} from './manifest.js';
+export {
+  DEFAULT_PART_SECONDS,
+  outputManifestPath,
+  partFileName,
+  PARTS_MANIFEST_NAME,
+  partsFolder,
+  PartsRun,
+  writeOutputManifest,
+  type AssembleOptions,
+  type PartsRunOptions,
+} from './parts.js';
+export { mergeShardOutputs, type MergeSummary } from './merge.js';
