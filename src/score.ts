@@ -6,12 +6,15 @@
  * so callers can write them out without holding every result. `score`
  * collects them.
  */
+import { availableParallelism } from 'node:os';
 import {
   createBackend,
+  defaultBackend,
   type Backend,
   type BackendName,
   type PreparedContents,
 } from './backends/index.js';
+import { createPoolBackend } from './pool/index.js';
 import { AttnScoreError } from './scoring/errors.js';
 import { loyalty } from './scoring/math.js';
 import { messages } from './scoring/messages.js';
@@ -40,6 +43,12 @@ export interface ScoreOptions extends Partial<ScoreParams> {
   readonly exclude?: ReadonlyMap<RowId, readonly RowId[]> | Readonly<Record<string, readonly RowId[]>>;
   /** A backend name (`wasm` by default) or a backend instance, which the caller then disposes. */
   readonly backend?: BackendName | Backend;
+  /**
+   * Threads for the `wasm` backend (default: `os.availableParallelism()`).
+   * 1 scores on the calling thread; more run a pool of worker threads. The
+   * `js` backend and a backend instance ignore it.
+   */
+  readonly threads?: number;
   /** Also return the users x contents cosine matrix (small jobs only: U x C x 4 bytes). */
   readonly matrix?: boolean;
   /** Users per backend call. */
@@ -85,8 +94,12 @@ export interface PreparedRun {
   readonly pairs: number;
   /** Scores the users block by block. */
   blocks(): AsyncGenerator<ScoredBlock>;
-  /** Releases the backend when the run created it. */
-  dispose(): void;
+  /**
+   * Releases the prepared contents, and the backend when the run created
+   * it. A pool backend returns a promise that resolves once its worker
+   * threads have ended.
+   */
+  dispose(): void | Promise<void>;
 }
 
 /**
@@ -99,6 +112,118 @@ export async function prepareRun(options: ScoreOptions): Promise<PreparedRun> {
   if (!Number.isSafeInteger(blockUsers) || blockUsers < 1) {
     throw new AttnScoreError('INVALID_PARAMETER', messages.positiveInteger('blockUsers', blockUsers));
   }
+  const threads = options.threads ?? availableParallelism();
+  if (!Number.isSafeInteger(threads) || threads < 1) {
+    throw new AttnScoreError('INVALID_PARAMETER', messages.positiveInteger('threads', threads));
+  }
+  // The backend starts before the inputs are read, so that a pool's worker
+  // threads boot while the files load.
+  const ownsBackend = typeof options.backend !== 'object';
+  const backend =
+    typeof options.backend === 'object'
+      ? options.backend
+      : createRunBackend(options.backend, threads);
+  let inputs: RunInputs;
+  let prepared: PreparedContents;
+  try {
+    inputs = await loadInputs(options, params);
+    const { contents, weights } = inputs;
+    prepared = backend.prepare(contents.data, contents.rows, contents.dim, weights);
+  } catch (error) {
+    if (ownsBackend) await backend.dispose();
+    throw error;
+  }
+  const { contents, users, weightScale, exclude } = inputs;
+  const pairs = users.rows * contents.rows;
+  const blockCount = Math.ceil(users.rows / blockUsers);
+  const concurrency = Math.max(1, backend.concurrency ?? 1);
+
+  /** Starts scoring block `index`; a backend error surfaces when the promise is awaited. */
+  function startBlock(index: number): Promise<BlockScores> {
+    const start = index * blockUsers;
+    const rows = Math.min(blockUsers, users.rows - start);
+    const request = {
+      users: users.data.subarray(start * users.dim, (start + rows) * users.dim),
+      rows,
+      k: params.k,
+      alpha: params.alpha,
+      minScore: params.minScore,
+      exclude: exclude && sliceExclusions(exclude, start, rows),
+      matrix: options.matrix === true,
+      position: { index, count: blockCount },
+    };
+    try {
+      return Promise.resolve(backend.scoreBlock(prepared, request));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async function* blocks(): AsyncGenerator<ScoredBlock> {
+    // Up to `concurrency` blocks are in flight, and they are yielded in input
+    // order: the loop always waits for the oldest one.
+    const inFlight: Promise<BlockScores>[] = [];
+    let next = 0;
+    try {
+      for (let index = 0; index < blockCount; index++) {
+        while (next < blockCount && inFlight.length < concurrency) {
+          options.signal?.throwIfAborted();
+          const scores = startBlock(next++);
+          // A later block may fail while the loop waits for an earlier one. This
+          // handler keeps that from counting as an unhandled rejection, and the
+          // error still surfaces when the loop awaits the block.
+          scores.catch(() => {});
+          inFlight.push(scores);
+        }
+        const scores = await inFlight.shift()!;
+        const start = index * blockUsers;
+        const results = toUserResults(scores, users.ids, start, contents.ids, params, weightScale);
+        options.onProgress?.((start + results.length) * contents.rows, pairs);
+        yield { start, results, ...(scores.matrix ? { matrix: scores.matrix } : {}) };
+        // Give timers and signal handlers a turn between blocks.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      // Blocks still in flight use the prepared contents, so dispose() must wait for them.
+      await Promise.allSettled(inFlight);
+    }
+  }
+
+  return {
+    users,
+    contents,
+    params,
+    backend,
+    pairs,
+    blocks,
+    dispose() {
+      prepared.dispose();
+      if (ownsBackend) return backend.dispose();
+    },
+  };
+}
+
+/**
+ * Creates the backend called `name` for a run: the pool backend for `wasm`
+ * with more than one thread, else the single-thread backend.
+ */
+function createRunBackend(name: BackendName | undefined, threads: number): Backend {
+  if ((name ?? defaultBackend) === 'wasm' && threads > 1) return createPoolBackend({ threads });
+  return createBackend(name);
+}
+
+/** The validated inputs of a run. */
+interface RunInputs {
+  readonly contents: VectorSet;
+  readonly users: VectorSet;
+  readonly weights: Float64Array | undefined;
+  /** Factor applied to CX: 1, or 1 / (sum of weights) with normalizeWeights. */
+  readonly weightScale: number;
+  readonly exclude: ExclusionList | undefined;
+}
+
+/** Reads and validates the users, contents, weights and exclusions of a run. */
+async function loadInputs(options: ScoreOptions, params: ScoreParams): Promise<RunInputs> {
   const contents = await loadVectors(options.contents, {
     role: 'contents',
     format: options.contentsFormat,
@@ -116,52 +241,7 @@ export async function prepareRun(options: ScoreOptions): Promise<PreparedRun> {
     options.weights !== undefined ? await loadWeights(options.weights, contents.rows) : contents.weights;
   const weightScale = params.normalizeWeights ? 1 / positiveSum(weights, contents.rows) : 1;
   const exclude = options.exclude ? buildExclusions(options.exclude, users, contents) : undefined;
-
-  const ownsBackend = typeof options.backend !== 'object';
-  const backend =
-    typeof options.backend === 'object' ? options.backend : createBackend(options.backend);
-  let prepared: PreparedContents;
-  try {
-    prepared = backend.prepare(contents.data, contents.rows, contents.dim, weights);
-  } catch (error) {
-    if (ownsBackend) backend.dispose();
-    throw error;
-  }
-  const pairs = users.rows * contents.rows;
-
-  async function* blocks(): AsyncGenerator<ScoredBlock> {
-    for (let start = 0; start < users.rows; start += blockUsers) {
-      options.signal?.throwIfAborted();
-      const rows = Math.min(blockUsers, users.rows - start);
-      const scores = backend.scoreBlock(prepared, {
-        users: users.data.subarray(start * users.dim, (start + rows) * users.dim),
-        rows,
-        k: params.k,
-        alpha: params.alpha,
-        minScore: params.minScore,
-        exclude: exclude && sliceExclusions(exclude, start, rows),
-        matrix: options.matrix === true,
-      });
-      const results = toUserResults(scores, users.ids, start, contents.ids, params, weightScale);
-      options.onProgress?.((start + rows) * contents.rows, pairs);
-      yield { start, results, ...(scores.matrix ? { matrix: scores.matrix } : {}) };
-      // Give timers and signal handlers a turn between blocks.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-  }
-
-  return {
-    users,
-    contents,
-    params,
-    backend,
-    pairs,
-    blocks,
-    dispose() {
-      prepared.dispose();
-      if (ownsBackend) backend.dispose();
-    },
-  };
+  return { contents, users, weights, weightScale, exclude };
 }
 
 /** Scores every user, yielding each block's results as soon as they exist. */
@@ -170,7 +250,7 @@ export async function* scoreBlocks(options: ScoreOptions): AsyncGenerator<Scored
   try {
     yield* run.blocks();
   } finally {
-    run.dispose();
+    await run.dispose();
   }
 }
 
@@ -197,7 +277,7 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
       if (matrix && block.matrix) matrix.set(block.matrix, block.start * run.contents.rows);
     }
   } finally {
-    run.dispose();
+    await run.dispose();
   }
   const stats: RunStats = {
     users: run.users.rows,

@@ -2,8 +2,20 @@
  * The `attnscore` command end to end, as a separate process: exit codes,
  * messages, and output files that are complete or absent.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,6 +112,76 @@ describe('attnscore score', () => {
   });
 });
 
+describe('attnscore score output targets', () => {
+  const small = ['score', '--users', 'users.npy', '--contents', 'contents.npy', '--quiet'];
+
+  it('follows a symbolic link and keeps permission bits', () => {
+    writeFileSync(join(dir, 'private.jsonl'), 'old\n');
+    chmodSync(join(dir, 'private.jsonl'), 0o600);
+    symlinkSync('private.jsonl', join(dir, 'link.jsonl'));
+    const run = attnscore(...small, '--out', 'link.jsonl');
+    expect(run.status).toBe(0);
+    expect(lstatSync(join(dir, 'link.jsonl')).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(join(dir, 'link.jsonl'))).toBe('private.jsonl');
+    expect(statSync(join(dir, 'private.jsonl')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(dir, 'private.jsonl'), 'utf8').split('\n')).toHaveLength(6);
+  });
+
+  it('writes into a FIFO instead of replacing it', async () => {
+    const fifo = join(dir, 'results.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const reader = spawn('cat', [fifo]);
+    const chunks: Buffer[] = [];
+    reader.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const closed = new Promise((resolve) => reader.on('close', resolve));
+    const run = attnscore(...small, '--out', fifo);
+    await closed;
+    expect(run.status).toBe(0);
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+    expect(Buffer.concat(chunks).toString('utf8').trimEnd().split('\n')).toHaveLength(5);
+  });
+
+  it.each([
+    ['-', /--matrix needs a file name ending in \.npy, not - \(stdout\)/],
+    ['m.txt', /--matrix writes a \.npy file; name it with \.npy \(got "m\.txt"\)/],
+    ['same.npy', /--matrix and --out name the same file \("same\.npy"\)/],
+  ])('rejects --matrix %s', (matrix, message) => {
+    const run = attnscore(...small, '--out', 'same.npy', '--matrix', matrix);
+    expect(run.stderr).toMatch(message);
+    expect(run.status).toBe(2);
+    expect(existsSync(join(dir, 'same.npy'))).toBe(false);
+  });
+
+  it('stops quietly when stdout closes early', () => {
+    const pipeline = spawnSync(
+      'bash',
+      ['-c', `"${process.execPath}" "${bin}" score --users users.npy --contents contents.npy --block-users 1 | head -c 10 >/dev/null; echo "\${PIPESTATUS[0]}"`],
+      { cwd: dir, encoding: 'utf8' },
+    );
+    expect(pipeline.stderr).not.toMatch(/EPIPE|error/);
+    expect(pipeline.stdout.trim()).toBe('0');
+  });
+
+  it('stops on SIGTERM with 143 and writes nothing', async () => {
+    writeFileSync(join(dir, 'big-users.npy'), encodeNpy(randomMatrix(6000, 32, 5), [6000, 32]));
+    writeFileSync(join(dir, 'big-contents.npy'), encodeNpy(randomMatrix(5000, 32, 6), [5000, 32]));
+    const child = spawn(
+      process.execPath,
+      [bin, 'score', '--users', 'big-users.npy', '--contents', 'big-contents.npy', '--backend', 'js', '--block-users', '16', '--out', 'stopped.jsonl'],
+      { cwd: dir },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const status = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    child.kill('SIGTERM');
+    expect(await status).toBe(143);
+    expect(stderr).toMatch(/stopped by SIGTERM; stopped\.jsonl was not written/);
+    expect(existsSync(join(dir, 'stopped.jsonl'))).toBe(false);
+    expect(readdirSync(dir).filter((name) => name.includes('.tmp-'))).toEqual([]);
+  });
+});
+
 describe('attnscore score on bad input', () => {
   const badCases: [string, () => string[], RegExp][] = [
     ['NaN in users', () => [...npy('nan-users.npy', 3, 4, (data) => (data[1 * 4 + 2] = NaN)), '--contents', 'contents.npy'], /nan-users\.npy.*row 1.*column 2.*NaN/],
@@ -113,6 +195,8 @@ describe('attnscore score on bad input', () => {
     ['k = 0', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--k', '0'], /k must be a positive integer \(got 0\)/],
     ['k = 2.5', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--k', '2.5'], /k must be a positive integer \(got 2\.5\)/],
     ['k not a number', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--k', 'ten'], /k must be a number \(got "ten"\)/],
+    ['k in hexadecimal', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--k', '0x10'], /k must be a number \(got "0x10"\)/],
+    ['weight beyond float32', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--weights', write('wbig.txt', '1\n1e308\n3\n4\n5\n6\n7\n8\n9\n')], /wbig\.txt line 2 \(row 1\) is 1e\+308; every weight must be a finite number that fits in float32/],
     ['|alpha| > 80', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--alpha', '-80.5'], /\|alpha\| <= 80.*got -80\.5/],
     ['infinite beta', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--beta', 'Infinity'], /beta must be a finite number \(got Infinity\)/],
     ['NaN gamma', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--gamma', 'NaN'], /gamma must be a finite number \(got NaN\)/],

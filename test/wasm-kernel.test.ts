@@ -5,10 +5,14 @@
  * float64 reference in src/scoring/reference.ts.
  */
 import { describe, it, expect } from 'vitest';
-import type { Backend, BlockRequest } from '../src/backends/backend.js';
+import type { BlockRequest, SyncBackend } from '../src/backends/backend.js';
 import { createWasmBackend, relaxedSimdAvailable } from '../src/backends/wasm/index.js';
-import { instantiateKernel, splitAlpha, type KernelVariant } from '../src/backends/wasm/module.js';
-import { webAssembly } from '../src/backends/wasm/webassembly.js';
+import {
+  createKernelMemory,
+  instantiateKernel,
+  splitAlpha,
+  type KernelVariant,
+} from '../src/backends/wasm/module.js';
 import { AttnScoreError } from '../src/scoring/errors.js';
 import { prepareReference, scoreReference } from '../src/scoring/reference.js';
 import type { BlockScores, ExclusionList } from '../src/scoring/types.js';
@@ -49,7 +53,7 @@ interface Case {
   matrix?: boolean;
 }
 
-function runBoth(backend: Backend, c: Case): { wasm: BlockScores; reference: BlockScores } {
+function runBoth(backend: SyncBackend, c: Case): { wasm: BlockScores; reference: BlockScores } {
   const request: BlockRequest = {
     users: c.users,
     rows: c.userRows,
@@ -146,7 +150,7 @@ for (const { simd, kernel } of variants) {
   describe(`wasm kernel (${simd})`, () => {
     it('exp error on [-80, 80]', () => {
       const count = 1 << 20;
-      const memory = new webAssembly.Memory({ initial: Math.ceil((count * 8 + 64) / 65536) });
+      const memory = createKernelMemory(Math.ceil((count * 8 + 64) / 65536));
       const exports = instantiateKernel(kernel, memory);
       const input = new Float32Array(memory.buffer, 64, count);
       for (let i = 0; i < count; i++) input[i] = -80 + (160 * i) / (count - 1);
@@ -164,7 +168,7 @@ for (const { simd, kernel } of variants) {
 
     it('exp of alpha * a is accurate', () => {
       const count = 1 << 16;
-      const memory = new webAssembly.Memory({ initial: Math.ceil((count * 8 + 64) / 65536) });
+      const memory = createKernelMemory(Math.ceil((count * 8 + 64) / 65536));
       const exports = instantiateKernel(kernel, memory);
       const input = new Float32Array(memory.buffer, 64, count);
       const cosines = randomVectors(count, 7);
@@ -199,7 +203,7 @@ for (const { simd, kernel } of variants) {
     });
 
     it('exp is accurate at the domain edges', () => {
-      const memory = new webAssembly.Memory({ initial: 1 });
+      const memory = createKernelMemory(1);
       const exports = instantiateKernel(kernel, memory);
       const edges = [-87, -86.5, 0, 86.5, 87, -1e-30, 1e-30, 0.5 * Math.LN2];
       const input = new Float32Array(memory.buffer, 64, edges.length);

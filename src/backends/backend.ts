@@ -26,6 +26,12 @@ export interface BlockRequest {
   readonly exclude?: ExclusionList;
   /** Also return the `rows` x C cosine matrix. */
   readonly matrix?: boolean;
+  /**
+   * Position of the block in its run: its 0-based index and the run's block
+   * count. A threaded backend uses it to decide how to split the work. When
+   * absent, the block is taken to be a run of its own.
+   */
+  readonly position?: { readonly index: number; readonly count: number };
 }
 
 /**
@@ -40,11 +46,30 @@ export interface Backend {
   /** A one-line description of what runs, such as the SIMD variant in use. */
   readonly variant: string;
   /**
+   * Blocks that the run loop keeps in flight at once: the thread count of a
+   * threaded backend, 1 (the default) for a backend that scores on the
+   * calling thread.
+   */
+  readonly concurrency?: number;
+  /**
    * Validates nothing (callers have), normalises each content row once and
    * keeps it with its weight (1 when `weights` is undefined).
    */
   prepare(contents: Float32Array, rows: number, dim: number, weights?: Float64Array): PreparedContents;
+  /**
+   * Scores one block. A threaded backend returns a promise and may be called
+   * again before it settles; results never depend on how calls overlap.
+   */
+  scoreBlock(prepared: PreparedContents, request: BlockRequest): BlockScores | Promise<BlockScores>;
+  /**
+   * Releases what the backend holds, such as worker threads, which a
+   * returned promise waits for; the backend must not be used afterwards.
+   */
+  dispose(): void | Promise<void>;
+}
+
+/** A backend that scores on the calling thread and returns each block's scores directly. */
+export interface SyncBackend extends Backend {
   scoreBlock(prepared: PreparedContents, request: BlockRequest): BlockScores;
-  /** Releases what the backend holds; it must not be used afterwards. */
   dispose(): void;
 }

@@ -1,5 +1,6 @@
 /** The `attnscore score` command: read users and contents, score, write results atomically. */
-import { extname } from 'node:path';
+import { constants } from 'node:os';
+import { extname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { backendNames, defaultBackend } from '../backends/index.js';
 import {
@@ -13,7 +14,7 @@ import {
 import { defaultParams } from '../scoring/params.js';
 import { DEFAULT_BLOCK_USERS, prepareRun } from '../score.js';
 import type { UserResult } from '../scoring/types.js';
-import { CliExit, EXIT_INTERRUPTED } from './exit.js';
+import { CliExit, EXIT_USAGE } from './exit.js';
 import { compact, createProgress } from './progress.js';
 
 interface ScoreCommandOptions {
@@ -35,6 +36,7 @@ interface ScoreCommandOptions {
   format?: 'jsonl' | 'csv';
   matrix?: string;
   blockUsers: number;
+  threads?: number;
   show: number;
   progress: boolean;
   quiet: boolean;
@@ -68,25 +70,62 @@ export function registerScoreCommand(program: Command): void {
     .addOption(new Option('--format <format>', 'output format (default: csv for a .csv --out, else jsonl)').choices(['jsonl', 'csv']))
     .option('--matrix <file>', 'also write the U x C float32 cosine matrix to this .npy file (U x C x 4 bytes: small jobs only)')
     .option('--block-users <n>', 'users scored per backend call', parseNumber('block-users'), DEFAULT_BLOCK_USERS)
-    .option('--show <n>', 'after writing, print the first n result lines to stdout', parseNumber('show'), 0)
+    .option('--threads <n>', 'threads that score with the wasm backend; 1 scores on the main thread (default: the number of available cores)', parseNumber('threads'))
+    .option('--show <n>', 'after writing, print the first n result lines to stdout', parseCount('show'), 0)
     .option('--no-progress', 'do not draw the progress bar (drawn only when stderr is a terminal)')
     .option('--quiet', 'do not print the summary line', false)
     .action(async (options: ScoreCommandOptions) => runScore(options));
 }
 
+/** A decimal number as people type it, or one of the names that validation then rejects. */
+const NUMBER_PATTERN = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$|^[+-]?(Infinity|NaN)$/i;
+
 function parseNumber(name: string) {
   return (raw: string): number => {
-    const value = Number(raw);
-    if (raw.trim() === '' || (Number.isNaN(value) && raw.trim() !== 'NaN')) {
+    if (!NUMBER_PATTERN.test(raw)) {
       throw new InvalidArgumentError(`${name} must be a number (got ${JSON.stringify(raw)})`);
+    }
+    return Number(raw.replace(/infinity/i, 'Infinity').replace(/nan/i, 'NaN'));
+  };
+}
+
+function parseCount(name: string) {
+  return (raw: string): number => {
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value)) {
+      throw new InvalidArgumentError(`${name} must be a whole number (got ${JSON.stringify(raw)})`);
     }
     return value;
   };
 }
 
+/** Signals that stop a run: Ctrl-C, a polite kill, and a closed terminal. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Rejects a --matrix path that would collide with --out or is not a .npy file name. */
+function checkMatrixPath(matrix: string | undefined, out: string): void {
+  if (matrix === undefined) return;
+  if (matrix === STDOUT_PATH) {
+    throw new CliExit(EXIT_USAGE, '--matrix needs a file name ending in .npy, not - (stdout)');
+  }
+  if (extname(matrix).toLowerCase() !== '.npy') {
+    throw new CliExit(EXIT_USAGE, `--matrix writes a .npy file; name it with .npy (got ${JSON.stringify(matrix)})`);
+  }
+  if (out !== STDOUT_PATH && resolve(matrix) === resolve(out)) {
+    throw new CliExit(EXIT_USAGE, `--matrix and --out name the same file (${JSON.stringify(out)}); give them different names`);
+  }
+}
+
+/** Returns true when `error` is a write to a pipe whose reader has gone, as with `| head`. */
+function isClosedPipe(error: unknown): boolean {
+  const cause = error instanceof Error ? (error.cause as { code?: string } | undefined) : undefined;
+  return cause?.code === 'EPIPE';
+}
+
 async function runScore(options: ScoreCommandOptions): Promise<void> {
   const started = performance.now();
   const format = options.format ?? (extname(options.out).toLowerCase() === '.csv' ? 'csv' : 'jsonl');
+  checkMatrixPath(options.matrix, options.out);
   const run = await prepareRun({
     users: options.users,
     contents: options.contents,
@@ -104,6 +143,7 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
     backend: options.backend as (typeof backendNames)[number],
     matrix: options.matrix !== undefined,
     blockUsers: options.blockUsers,
+    threads: options.threads,
   });
 
   let writer: ResultWriter | undefined;
@@ -112,8 +152,7 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
   const preview: UserResult[] = [];
   const abortController = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => abortController.abort(signal);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
   try {
     writer = await openResultWriter(options.out, format);
     if (options.matrix !== undefined) {
@@ -126,20 +165,27 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
       if (preview.length < options.show) preview.push(...block.results.slice(0, options.show - preview.length));
       progress.update((block.start + block.results.length) * run.contents.rows);
     }
+    abortController.signal.throwIfAborted();
+    // A signal from here on lets the commit finish: the output is complete, and stopping
+    // between the two renames would leave one file new and the other old.
     await matrixWriter?.finish();
     await writer.finish();
   } catch (error) {
     await Promise.allSettled([writer?.abort(), matrixWriter?.abort()]);
     if (abortController.signal.aborted) {
-      const signal = String(abortController.signal.reason);
-      throw new CliExit(EXIT_INTERRUPTED, `stopped by ${signal}; no output was written`);
+      const signal = String(abortController.signal.reason) as NodeJS.Signals;
+      const kept =
+        options.out === STDOUT_PATH
+          ? 'the results on stdout are incomplete'
+          : `${options.out} was not written`;
+      throw new CliExit(128 + (constants.signals[signal] ?? 2), `stopped by ${signal}; ${kept}`);
     }
+    if (options.out === STDOUT_PATH && isClosedPipe(error)) return;
     throw error;
   } finally {
     progress.stop();
-    run.dispose();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    await run.dispose();
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   }
 
   const seconds = (performance.now() - started) / 1000;

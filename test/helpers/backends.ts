@@ -1,6 +1,7 @@
 import type { Backend } from '../../src/backends/backend.js';
 import { createJsBackend } from '../../src/backends/js/index.js';
 import { createWasmBackend } from '../../src/backends/wasm/index.js';
+import { createPoolBackend } from '../../src/pool/index.js';
 
 /** A backend variant the correctness suite runs over. */
 export interface BackendCase {
@@ -26,4 +27,6 @@ export const backendCases: readonly BackendCase[] = [
   { label: 'js', create: createJsBackend },
   { label: 'wasm (plain SIMD)', create: () => createWasmBackend({ simd: 'plain' }) },
   { label: 'wasm (relaxed SIMD)', create: wasmRelaxed, unavailable: probe(wasmRelaxed) },
+  // The pool needs no probe: it runs the build that the single-thread 'auto' choice runs.
+  { label: 'pool (2 worker threads)', create: () => createPoolBackend({ threads: 2 }) },
 ];

@@ -2,19 +2,19 @@
  * The `wasm` backend: the fused WebAssembly SIMD kernel of assembly/ behind
  * the Backend interface.
  *
- * Each prepared content set gets its own imported `WebAssembly.Memory` and
- * instance. The host writes raw rows into a staging buffer, the kernel
- * normalises and packs them, and `scoreBlock` reuses one block region for
- * users, top-k state, CX sums and the optional matrix. Layout: layout.ts.
+ * Each prepared content set gets its own imported shared `WebAssembly.Memory`
+ * and instance, and the worker pool (src/pool) scores against that memory
+ * too. The host writes raw rows into a staging buffer, the kernel normalises
+ * and packs them, and `scoreBlock` reuses one block region for users, top-k
+ * state, CX sums and the optional matrix. Layout: layout.ts.
  */
-import type { Backend, BlockRequest, PreparedContents } from '../backend.js';
+import type { BlockRequest, PreparedContents, SyncBackend } from '../backend.js';
 import type { BlockScores } from '../../scoring/types.js';
 import { AttnScoreError } from '../../scoring/errors.js';
 import { messages } from '../../scoring/messages.js';
 import { MAX_ABS_ALPHA } from '../../scoring/params.js';
 import {
   checkMemoryLimit,
-  MAX_MEMORY_BYTES,
   PAGE_BYTES,
   planBlock,
   planContents,
@@ -23,8 +23,9 @@ import {
   type BlockLayout,
   type ContentsLayout,
 } from './layout.js';
-import { webAssembly, type WasmMemory } from './webassembly.js';
+import type { WasmMemory } from './webassembly.js';
 import {
+  createKernelMemory,
   instantiateKernel,
   relaxedSimdAvailable,
   splitAlpha,
@@ -44,14 +45,14 @@ export interface WasmBackendOptions {
   readonly simd?: 'auto' | 'relaxed' | 'plain';
 }
 
-const variantNames: Record<KernelVariant, string> = {
+/** Descriptions of the kernel builds, for `Backend.variant`. */
+export const variantNames: Record<KernelVariant, string> = {
   relaxed: 'WebAssembly SIMD128 with relaxed madd',
   plain: 'WebAssembly SIMD128',
 };
 
-const MAX_PAGES = MAX_MEMORY_BYTES / PAGE_BYTES;
-
-class WasmPreparedContents implements PreparedContents {
+/** Contents normalised and packed into a kernel memory; see layout.ts. */
+export class WasmPreparedContents implements PreparedContents {
   readonly rows: number;
   readonly dim: number;
   readonly layout: ContentsLayout;
@@ -91,7 +92,7 @@ class WasmPreparedContents implements PreparedContents {
 }
 
 /** Grows `memory` to at least `bytes`. */
-function ensureMemory(memory: WasmMemory, bytes: number): void {
+export function ensureMemory(memory: WasmMemory, bytes: number): void {
   const pages = Math.ceil(bytes / PAGE_BYTES);
   const current = memory.buffer.byteLength / PAGE_BYTES;
   if (pages <= current) return;
@@ -171,7 +172,11 @@ function float32Below(value: number): number {
   return bits[0]!;
 }
 
-function prepareContents(
+/**
+ * Creates a kernel memory and instance for `rows` x `dim` contents, packs
+ * the normalised contents and stores the weights divided by a power of two.
+ */
+export function prepareContents(
   variant: KernelVariant,
   contents: Float32Array,
   rows: number,
@@ -184,10 +189,7 @@ function prepareContents(
     Math.max(layout.end, planBlock(layout, 1, 1, undefined, false).end),
     `contents of ${rows} rows x ${dim} dims (padded to ${layout.paddedRows} rows)`,
   );
-  const memory = new webAssembly.Memory({
-    initial: Math.ceil(layout.end / PAGE_BYTES),
-    maximum: MAX_PAGES,
-  });
+  const memory = createKernelMemory(Math.ceil(layout.end / PAGE_BYTES));
   const kernel = instantiateKernel(variant, memory);
   if (rows > 0) {
     packInto(memory, kernel, contents, rows, dim, layout.contents, TILE_CONTENTS, {
@@ -205,7 +207,8 @@ function prepareContents(
   return new WasmPreparedContents(layout, weightScale, memory, kernel, onDispose);
 }
 
-function writeBlockInputs(
+/** Initialises the thresholds, CX sums, counts and exclusions of `block` for `request`. */
+export function writeBlockInputs(
   memory: WasmMemory,
   block: BlockLayout,
   request: BlockRequest,
@@ -228,7 +231,11 @@ function writeBlockInputs(
   }
 }
 
-function readBlockScores(
+/**
+ * Copies the results of `block` out of the memory: the top-k lists, CX times
+ * `weightScale` and the matrix when the block has one.
+ */
+export function readBlockScores(
   memory: WasmMemory,
   block: BlockLayout,
   contentRows: number,
@@ -309,7 +316,8 @@ function scorePreparedBlock(prepared: WasmPreparedContents, request: BlockReques
   return readBlockScores(memory, block, prepared.rows, prepared.weightScale);
 }
 
-function resolveVariant(simd: WasmBackendOptions['simd']): KernelVariant {
+/** Resolves the `simd` option to a kernel build, checking only the option's value. */
+export function resolveVariant(simd: WasmBackendOptions['simd']): KernelVariant {
   switch (simd ?? 'auto') {
     case 'auto':
       return relaxedSimdAvailable() ? 'relaxed' : 'plain';
@@ -330,10 +338,10 @@ function resolveVariant(simd: WasmBackendOptions['simd']): KernelVariant {
  * so it throws here (not on first use) when the runtime lacks the SIMD
  * features the build needs or the build files are missing.
  */
-export function createWasmBackend(options: WasmBackendOptions = {}): Backend {
+export function createWasmBackend(options: WasmBackendOptions = {}): SyncBackend {
   const variant = resolveVariant(options.simd);
   // Instantiating a throwaway memory surfaces unsupported features and missing files now.
-  instantiateKernel(variant, new webAssembly.Memory({ initial: 1 }));
+  instantiateKernel(variant, createKernelMemory(1));
   const live = new Set<WasmPreparedContents>();
   let disposed = false;
 

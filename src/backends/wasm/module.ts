@@ -1,7 +1,8 @@
 /**
  * Loads and instantiates the kernel builds: build/attn-simd.wasm (SIMD128)
  * and build/attn-relaxed.wasm (SIMD128 plus relaxed SIMD), both compiled
- * from assembly/ by `npm run build:wasm`.
+ * from assembly/ by `npm run build:wasm`. Both import a shared memory, so
+ * worker threads can score against one copy of the prepared contents.
  *
  * Loading is synchronous because the Backend interface is. The paths are
  * resolved against this file, which sits three levels below the package root
@@ -10,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { AttnScoreError } from '../../scoring/errors.js';
+import { MAX_MEMORY_BYTES, PAGE_BYTES } from './layout.js';
 import { webAssembly, type WasmMemory, type WasmModule } from './webassembly.js';
 
 /** The two builds of the kernel. */
@@ -153,7 +155,30 @@ export function kernelModule(variant: KernelVariant): WasmModule {
   return module;
 }
 
-/** Instantiates `variant` over `memory`, which the caller creates and lays out. */
+/**
+ * Maximum size in pages of every kernel memory: the wasm32 limit of 4 GiB,
+ * which is also the maximum the builds declare for their imported memory. A
+ * shared memory must have a maximum, and V8 reserves (but does not commit)
+ * that much address space for it up front, so a smaller maximum would save
+ * only address space while capping the contents that fit.
+ */
+export const MAX_MEMORY_PAGES = MAX_MEMORY_BYTES / PAGE_BYTES;
+
+/**
+ * Creates a memory of `initialPages` that both builds can import: shared,
+ * because the builds declare a shared memory (asconfig.json) so that worker
+ * threads can use it, with a maximum of {@link MAX_MEMORY_PAGES}.
+ */
+export function createKernelMemory(initialPages: number): WasmMemory {
+  return new webAssembly.Memory({ initial: initialPages, maximum: MAX_MEMORY_PAGES, shared: true });
+}
+
+/**
+ * Instantiates `variant` over `memory`, which the caller creates with
+ * {@link createKernelMemory} and lays out. The builds have no data segments
+ * and no start function, so instantiating one more time over a memory in
+ * use, as each worker thread does, writes nothing to it.
+ */
 export function instantiateKernel(variant: KernelVariant, memory: WasmMemory): KernelExports {
   const instance = new webAssembly.Instance(kernelModule(variant), { env: { memory } });
   return instance.exports as unknown as KernelExports;

@@ -6,9 +6,13 @@
  * globals that could clash with it later.
  */
 
-/** A linear memory. Growing it replaces `buffer` and detaches views of the old one. */
+/**
+ * A linear memory. Growing it replaces `buffer`: views of the old buffer are
+ * detached for a plain memory, and keep the old length for a shared one.
+ */
 export interface WasmMemory {
-  readonly buffer: ArrayBuffer;
+  /** A SharedArrayBuffer for a shared memory. */
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
   /** Grows by `delta` pages and returns the old size in pages. Throws RangeError on failure. */
   grow(delta: number): number;
 }
