@@ -20,7 +20,11 @@ import { loyalty } from './scoring/math.js';
 import { messages } from './scoring/messages.js';
 import { resolveParams, type ScoreParams } from './scoring/params.js';
 import type { BlockScores, ExclusionList, Match, RowId, UserResult, VectorSet } from './scoring/types.js';
-import { loadVectors, loadWeights, type VectorSource } from './vectors.js';
+
+export type { RowRange } from './io/stream.js';
+import { openUserBlocks, type RowRange, type UserBlock } from './io/stream.js';
+import { countRows } from './io/stream.js';
+import { loadVectors, loadWeights, toVectorSet, type VectorSource } from './vectors.js';
 
 /** Users scored per backend call by default: small enough for smooth progress, large enough to amortise the call. */
 export const DEFAULT_BLOCK_USERS = 512;
@@ -85,15 +89,30 @@ export interface RunStats {
   readonly backend: string;
 }
 
+/**
+ * The users of a run. A users file is read block by block while scoring, so
+ * only its shape is known up front.
+ */
+export interface RunUsers {
+  /** The path or name used in messages. */
+  readonly source: string;
+  readonly rows: number;
+  readonly dim: number;
+}
+
 /** A run whose inputs are read and validated, ready to be scored. */
 export interface PreparedRun {
-  readonly users: VectorSet;
+  readonly users: RunUsers;
   readonly contents: VectorSet;
   readonly params: ScoreParams;
   readonly backend: Backend;
   readonly pairs: number;
-  /** Scores the users block by block. */
-  blocks(): AsyncGenerator<ScoredBlock>;
+  /**
+   * Scores the users block by block, all of them or the rows of `range`.
+   * A users file is opened anew for each call and its rows are validated as
+   * they are read, so an invalid row raises from here.
+   */
+  blocks(range?: RowRange): AsyncGenerator<ScoredBlock>;
   /**
    * Releases the prepared contents, and the backend when the run created
    * it. A pool backend returns a promise that resolves once its worker
@@ -135,22 +154,20 @@ export async function prepareRun(options: ScoreOptions): Promise<PreparedRun> {
   }
   const { contents, users, weightScale, exclude } = inputs;
   const pairs = users.rows * contents.rows;
-  const blockCount = Math.ceil(users.rows / blockUsers);
   const concurrency = Math.max(1, backend.concurrency ?? 1);
+  const matrix = options.matrix === true;
 
-  /** Starts scoring block `index`; a backend error surfaces when the promise is awaited. */
-  function startBlock(index: number): Promise<BlockScores> {
-    const start = index * blockUsers;
-    const rows = Math.min(blockUsers, users.rows - start);
+  /** Starts scoring one block; a backend error surfaces when the promise is awaited. */
+  function startBlock(block: UserBlock, index: number, count: number): Promise<BlockScores> {
     const request = {
-      users: users.data.subarray(start * users.dim, (start + rows) * users.dim),
-      rows,
+      users: block.data,
+      rows: block.rows,
       k: params.k,
       alpha: params.alpha,
       minScore: params.minScore,
-      exclude: exclude && sliceExclusions(exclude, start, rows),
-      matrix: options.matrix === true,
-      position: { index, count: blockCount },
+      exclude: exclude && blockExclusions(exclude, block.ids),
+      matrix,
+      position: { index, count },
     };
     try {
       return Promise.resolve(backend.scoreBlock(prepared, request));
@@ -159,38 +176,50 @@ export async function prepareRun(options: ScoreOptions): Promise<PreparedRun> {
     }
   }
 
-  async function* blocks(): AsyncGenerator<ScoredBlock> {
+  async function* blocks(range: RowRange = { start: 0, end: users.rows }): AsyncGenerator<ScoredBlock> {
+    checkRange(range, users.rows);
+    const count = Math.ceil((range.end - range.start) / blockUsers);
     // Up to `concurrency` blocks are in flight, and they are yielded in input
     // order: the loop always waits for the oldest one.
-    const inFlight: Promise<BlockScores>[] = [];
-    let next = 0;
+    const inFlight: { block: UserBlock; scores: Promise<BlockScores> }[] = [];
+    const source = users.blocks(range, blockUsers)[Symbol.asyncIterator]();
+    let index = 0;
+    let exhausted = false;
     try {
-      for (let index = 0; index < blockCount; index++) {
-        while (next < blockCount && inFlight.length < concurrency) {
+      for (;;) {
+        while (!exhausted && inFlight.length < concurrency) {
           options.signal?.throwIfAborted();
-          const scores = startBlock(next++);
+          const next = await source.next();
+          if (next.done) {
+            exhausted = true;
+            break;
+          }
+          const scores = startBlock(next.value, index++, count);
           // A later block may fail while the loop waits for an earlier one. This
           // handler keeps that from counting as an unhandled rejection, and the
           // error still surfaces when the loop awaits the block.
           scores.catch(() => {});
-          inFlight.push(scores);
+          inFlight.push({ block: next.value, scores });
         }
-        const scores = await inFlight.shift()!;
-        const start = index * blockUsers;
-        const results = toUserResults(scores, users.ids, start, contents.ids, params, weightScale);
-        options.onProgress?.((start + results.length) * contents.rows, pairs);
-        yield { start, results, ...(scores.matrix ? { matrix: scores.matrix } : {}) };
+        const oldest = inFlight.shift();
+        if (oldest === undefined) break;
+        const { block } = oldest;
+        const scores = await oldest.scores;
+        const results = toUserResults(scores, block.ids, contents.ids, params, weightScale);
+        options.onProgress?.((block.start + block.rows - range.start) * contents.rows, pairs);
+        yield { start: block.start, results, ...(scores.matrix ? { matrix: scores.matrix } : {}) };
         // Give timers and signal handlers a turn between blocks.
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
       // Blocks still in flight use the prepared contents, so dispose() must wait for them.
-      await Promise.allSettled(inFlight);
+      await Promise.allSettled(inFlight.map((entry) => entry.scores));
+      await source.return?.();
     }
   }
 
   return {
-    users,
+    users: { source: users.source, rows: users.rows, dim: users.dim },
     contents,
     params,
     backend,
@@ -215,33 +244,105 @@ function createRunBackend(name: BackendName | undefined, threads: number): Backe
 /** The validated inputs of a run. */
 interface RunInputs {
   readonly contents: VectorSet;
-  readonly users: VectorSet;
+  readonly users: UserSource;
   readonly weights: Float64Array | undefined;
   /** Factor applied to CX: 1, or 1 / (sum of weights) with normalizeWeights. */
   readonly weightScale: number;
-  readonly exclude: ExclusionList | undefined;
+  /** Sorted content rows to leave out, by user id as a string. */
+  readonly exclude: Map<string, Int32Array> | undefined;
 }
 
-/** Reads and validates the users, contents, weights and exclusions of a run. */
+/** Users in memory or in a file, read a range at a time in blocks. */
+interface UserSource extends RunUsers {
+  blocks(range: RowRange, blockRows: number): AsyncIterable<UserBlock>;
+  /** The ids of every user, read in one pass for a file. */
+  ids(): Promise<readonly RowId[]>;
+}
+
+/** Reads and validates the contents, weights and exclusions, and opens the users. */
 async function loadInputs(options: ScoreOptions, params: ScoreParams): Promise<RunInputs> {
   const contents = await loadVectors(options.contents, {
     role: 'contents',
     format: options.contentsFormat,
     idsPath: options.contentIds,
   });
-  const users = await loadVectors(options.users, {
-    role: 'users',
-    format: options.usersFormat,
-    idsPath: options.userIds,
-  });
+  const users = await openUsers(options);
   if (users.dim !== contents.dim) {
-    throw new AttnScoreError('DIMENSION_MISMATCH', messages.dimensionMismatch(users.dim, contents.dim));
+    throw new AttnScoreError(
+      'DIMENSION_MISMATCH',
+      messages.dimensionMismatch(users.dim, contents.dim, users.source, contents.source),
+    );
   }
   const weights =
     options.weights !== undefined ? await loadWeights(options.weights, contents.rows) : contents.weights;
   const weightScale = params.normalizeWeights ? 1 / positiveSum(weights, contents.rows) : 1;
-  const exclude = options.exclude ? buildExclusions(options.exclude, users, contents) : undefined;
+  const exclude = options.exclude
+    ? buildExclusions(options.exclude, await users.ids(), contents)
+    : undefined;
   return { contents, users, weights, weightScale, exclude };
+}
+
+/** Opens the users: a file is checked up to its first row here and streamed later. */
+async function openUsers(options: ScoreOptions): Promise<UserSource> {
+  const input = options.users;
+  if (typeof input !== 'string') {
+    const set = toVectorSet(input, 'users');
+    return {
+      source: set.source,
+      rows: set.rows,
+      dim: set.dim,
+      async *blocks(range, blockRows) {
+        for (let start = range.start; start < range.end; start += blockRows) {
+          const rows = Math.min(blockRows, range.end - start);
+          const data = set.data.subarray(start * set.dim, (start + rows) * set.dim);
+          yield { start, rows, data, ids: set.ids.slice(start, start + rows) };
+        }
+      },
+      async ids() {
+        return set.ids;
+      },
+    };
+  }
+  const path: string = input;
+  const readOptions = { format: options.usersFormat, idsPath: options.userIds };
+  const first = await openUserBlocks(input, { ...readOptions, blockRows: 1 });
+  await first.close();
+  const rows = first.rows ?? (await countRows(input, { format: options.usersFormat }));
+  if (rows === 0) throw new AttnScoreError('EMPTY_INPUT', messages.empty(input));
+  async function* blocks(range: RowRange, blockRows: number): AsyncGenerator<UserBlock> {
+    const stream = await openUserBlocks(path, { ...readOptions, blockRows, range });
+    try {
+      yield* stream.blocks();
+    } finally {
+      await stream.close();
+    }
+  }
+  return {
+    source: input,
+    rows,
+    dim: first.dim,
+    blocks,
+    async ids() {
+      const ids: RowId[] = [];
+      for await (const block of blocks({ start: 0, end: rows }, 4096)) ids.push(...block.ids);
+      return ids;
+    },
+  };
+}
+
+function checkRange(range: RowRange, rows: number): void {
+  const valid =
+    Number.isSafeInteger(range.start) &&
+    Number.isSafeInteger(range.end) &&
+    range.start >= 0 &&
+    range.start <= range.end &&
+    range.end <= rows;
+  if (!valid) {
+    throw new AttnScoreError(
+      'INVALID_PARAMETER',
+      `range must lie within the ${rows} users with start <= end (got ${range.start} to ${range.end})`,
+    );
+  }
 }
 
 /** Scores every user, yielding each block's results as soon as they exist. */
@@ -305,7 +406,6 @@ function positiveSum(weights: Float64Array | undefined, contents: number): numbe
 function toUserResults(
   scores: BlockScores,
   userIds: readonly RowId[],
-  start: number,
   contentIds: readonly RowId[],
   params: ScoreParams,
   weightScale: number,
@@ -319,7 +419,7 @@ function toUserResults(
     }
     const cx = scores.cx[row]! * weightScale;
     results[row] = {
-      user: userIds[start + row]!,
+      user: userIds[row]!,
       cx,
       loyalty: loyalty(cx, params.beta, params.gamma),
       top,
@@ -328,35 +428,39 @@ function toUserResults(
   return results;
 }
 
-/** Maps exclusions given by id to sorted content rows per user row. */
+/**
+ * Maps exclusions given by id to sorted content rows per user id, rejecting
+ * ids that are not among the users or contents and lists that are not arrays.
+ */
 function buildExclusions(
   exclude: NonNullable<ScoreOptions['exclude']>,
-  users: VectorSet,
+  userIds: readonly RowId[],
   contents: VectorSet,
-): ExclusionList {
-  const userRows = indexIds(users.ids);
+): Map<string, Int32Array> {
+  const users = new Set(userIds.map(String));
   const contentRows = indexIds(contents.ids);
-  const perUser: number[][] = Array.from({ length: users.rows }, () => []);
+  const result = new Map<string, Int32Array>();
   const entries = exclude instanceof Map ? [...exclude.entries()] : Object.entries(exclude);
   for (const [userId, contentIdList] of entries) {
-    const userRow = userRows.get(String(userId));
-    if (userRow === undefined) throw new AttnScoreError('UNKNOWN_ID', messages.unknownUserId(userId));
-    for (const contentId of contentIdList) {
+    if (!users.has(String(userId))) {
+      throw new AttnScoreError('UNKNOWN_ID', messages.unknownUserId(userId));
+    }
+    if (!Array.isArray(contentIdList)) {
+      throw new AttnScoreError(
+        'INVALID_INPUT',
+        `exclude for user ${JSON.stringify(userId)} must be an array of content ids (got ${JSON.stringify(contentIdList)})`,
+      );
+    }
+    const rows = (contentIdList as readonly RowId[]).map((contentId) => {
       const contentRow = contentRows.get(String(contentId));
       if (contentRow === undefined) {
         throw new AttnScoreError('UNKNOWN_ID', messages.unknownContentId(userId, contentId));
       }
-      perUser[userRow]!.push(contentRow);
-    }
+      return contentRow;
+    });
+    result.set(String(userId), Int32Array.from(rows).sort());
   }
-  const offsets = new Int32Array(users.rows + 1);
-  for (let row = 0; row < users.rows; row++) offsets[row + 1] = offsets[row]! + perUser[row]!.length;
-  const rows = new Int32Array(offsets[users.rows]!);
-  for (let row = 0; row < users.rows; row++) {
-    const sorted = Int32Array.from(perUser[row]!).sort();
-    rows.set(sorted, offsets[row]!);
-  }
-  return { offsets, rows };
+  return result;
 }
 
 /** Maps each id (as a string, so JSON keys match numeric ids) to its first row. */
@@ -369,11 +473,12 @@ function indexIds(ids: readonly RowId[]): Map<string, number> {
   return rows;
 }
 
-function sliceExclusions(exclude: ExclusionList, start: number, rows: number): ExclusionList {
-  const offsets = exclude.offsets.subarray(start, start + rows + 1);
-  const base = offsets[0]!;
-  return {
-    offsets: offsets.map((offset) => offset - base),
-    rows: exclude.rows.subarray(base, offsets[rows]!),
-  };
+/** Builds the exclusion list of one block from its user ids. */
+function blockExclusions(exclude: Map<string, Int32Array>, ids: readonly RowId[]): ExclusionList {
+  const lists = ids.map((id) => exclude.get(String(id)));
+  const offsets = new Int32Array(ids.length + 1);
+  lists.forEach((list, row) => (offsets[row + 1] = offsets[row]! + (list?.length ?? 0)));
+  const rows = new Int32Array(offsets[ids.length]!);
+  lists.forEach((list, row) => list && rows.set(list, offsets[row]!));
+  return { offsets, rows };
 }

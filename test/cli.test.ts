@@ -162,23 +162,61 @@ describe('attnscore score output targets', () => {
     expect(pipeline.stdout.trim()).toBe('0');
   });
 
-  it('stops on SIGTERM with 143 and writes nothing', async () => {
+  it('resumes after SIGTERM to the same bytes', async () => {
     writeFileSync(join(dir, 'big-users.npy'), encodeNpy(randomMatrix(6000, 32, 5), [6000, 32]));
     writeFileSync(join(dir, 'big-contents.npy'), encodeNpy(randomMatrix(5000, 32, 6), [5000, 32]));
-    const child = spawn(
-      process.execPath,
-      [bin, 'score', '--users', 'big-users.npy', '--contents', 'big-contents.npy', '--backend', 'js', '--block-users', '16', '--out', 'stopped.jsonl'],
-      { cwd: dir },
-    );
+    const job = ['score', '--users', 'big-users.npy', '--contents', 'big-contents.npy', '--backend', 'js'];
+    const parts = ['--block-users', '16', '--part-users', '64'];
+    expect(attnscore(...job, '--out', 'full.jsonl', '--quiet').status).toBe(0);
+
+    const child = spawn(process.execPath, [bin, ...job, ...parts, '--out', 'stopped.jsonl'], { cwd: dir });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const status = new Promise<number | null>((resolve) => child.on('close', resolve));
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     child.kill('SIGTERM');
     expect(await status).toBe(143);
-    expect(stderr).toMatch(/stopped by SIGTERM; stopped\.jsonl was not written/);
+    const saved = /stopped by SIGTERM; (\d+) of 6000 users are saved in stopped\.jsonl\.parts; run the same command with --resume to continue/.exec(stderr);
+    expect(saved).not.toBeNull();
+    expect(Number(saved![1])).toBeGreaterThan(0);
+    expect(Number(saved![1])).toBeLessThan(6000);
     expect(existsSync(join(dir, 'stopped.jsonl'))).toBe(false);
+
+    const again = attnscore(...job, ...parts, '--out', 'stopped.jsonl');
+    expect(again.stderr).toMatch(/stopped\.jsonl\.parts holds the parts of an earlier run; add --resume/);
+    expect(again.status).toBe(2);
+
+    const changed = attnscore(...job, ...parts, '--out', 'stopped.jsonl', '--resume', '--k', '5');
+    expect(changed.stderr).toMatch(/stopped\.jsonl\.parts.*k/);
+    expect(changed.status).toBe(2);
+
+    const resumed = attnscore(...job, ...parts, '--out', 'stopped.jsonl', '--resume');
+    expect(resumed.stderr).toMatch(new RegExp(`${saved![1]} users from earlier parts`));
+    expect(resumed.status).toBe(0);
+    expect(readFileSync(join(dir, 'stopped.jsonl'))).toEqual(readFileSync(join(dir, 'full.jsonl')));
+    expect(existsSync(join(dir, 'stopped.jsonl.parts'))).toBe(false);
     expect(readdirSync(dir).filter((name) => name.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('merges three shards into the bytes of one run', () => {
+    const job = ['score', '--users', 'users.npy', '--contents', 'contents.npy', '--k', '4', '--quiet'];
+    expect(attnscore(...job, '--out', 'one.csv').status).toBe(0);
+    for (let index = 0; index < 3; index++) {
+      const env = { JOB_COMPLETION_INDEX: String(index) };
+      const run = spawnSync(process.execPath, [bin, ...job, '--out', 'sharded.csv', '--shard-count', '3'], { cwd: dir, env: { ...process.env, ...env }, encoding: 'utf8' });
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+    }
+    const shards = [0, 1, 2].map((index) => `sharded.shard-0000${index}-of-00003.csv`);
+    const merge = attnscore('merge', '--out', 'merged.csv', ...shards);
+    expect(merge.status).toBe(0);
+    expect(readFileSync(join(dir, 'merged.csv'))).toEqual(readFileSync(join(dir, 'one.csv')));
+    const other = attnscore('score', '--users', 'contents.npy', '--contents', 'contents.npy', '--k', '4', '--quiet', '--out', 'other.csv', '--shard', '1/3');
+    expect(other.status).toBe(0);
+    const mixed = attnscore('merge', '--out', 'mixed.csv', shards[0]!, 'other.shard-00001-of-00003.csv', shards[2]!);
+    expect(mixed.status).toBe(2);
+    expect(mixed.stderr).toMatch(/users/);
+    expect(existsSync(join(dir, 'mixed.csv'))).toBe(false);
   });
 });
 

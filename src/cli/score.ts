@@ -1,4 +1,6 @@
 /** The `attnscore score` command: read users and contents, score, write results atomically. */
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { extname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -12,8 +14,19 @@ import {
   type ResultWriter,
 } from '../io/index.js';
 import { defaultParams } from '../scoring/params.js';
-import { DEFAULT_BLOCK_USERS, prepareRun } from '../score.js';
+import { DEFAULT_BLOCK_USERS, prepareRun, type PreparedRun, type RowRange } from '../score.js';
+import { isInputError } from '../scoring/errors.js';
 import type { UserResult } from '../scoring/types.js';
+import {
+  buildRunIdentity,
+  partsFolder,
+  PartsRun,
+  resolveShard,
+  scoringParameters,
+  shardOutputPath,
+  shardRange,
+  type Shard,
+} from '../run/index.js';
 import { CliExit, EXIT_USAGE } from './exit.js';
 import { compact, createProgress } from './progress.js';
 
@@ -40,6 +53,10 @@ interface ScoreCommandOptions {
   show: number;
   progress: boolean;
   quiet: boolean;
+  shard?: string;
+  shardCount?: string;
+  resume: boolean;
+  partUsers?: number;
 }
 
 const inputFormats = ['npy', 'jsonl', 'csv'];
@@ -71,6 +88,10 @@ export function registerScoreCommand(program: Command): void {
     .option('--matrix <file>', 'also write the U x C float32 cosine matrix to this .npy file (U x C x 4 bytes: small jobs only)')
     .option('--block-users <n>', 'users scored per backend call', parseNumber('block-users'), DEFAULT_BLOCK_USERS)
     .option('--threads <n>', 'threads that score with the wasm backend; 1 scores on the main thread (default: the number of available cores)', parseNumber('threads'))
+    .option('--shard <i/n>', 'score only shard i of n (0 <= i < n): a contiguous range of users, written to OUT.shard-0000i-of-0000n.EXT with a manifest for `attnscore merge`')
+    .option('--shard-count <n>', 'score shard i of n, with i from JOB_COMPLETION_INDEX (Kubernetes), AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch) or SLURM_ARRAY_TASK_ID (Slurm)')
+    .option('--resume', 'continue a stopped run from the parts saved in OUT.parts; inputs and parameters must be the same', false)
+    .option('--part-users <n>', 'users per part file of a resumable run (default: a new part every 60 s)', parseCount('part-users'))
     .option('--show <n>', 'after writing, print the first n result lines to stdout', parseCount('show'), 0)
     .option('--no-progress', 'do not draw the progress bar (drawn only when stderr is a terminal)')
     .option('--quiet', 'do not print the summary line', false)
@@ -126,6 +147,14 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
   const started = performance.now();
   const format = options.format ?? (extname(options.out).toLowerCase() === '.csv' ? 'csv' : 'jsonl');
   checkMatrixPath(options.matrix, options.out);
+  const shard = resolveShard({ shard: options.shard, shardCount: options.shardCount }, process.env);
+  if (options.resume && options.out === STDOUT_PATH) {
+    throw new CliExit(EXIT_USAGE, '--resume needs --out FILE; results on stdout cannot be resumed');
+  }
+  if (options.matrix !== undefined && (shard !== undefined || options.resume)) {
+    throw new CliExit(EXIT_USAGE, '--matrix cannot be combined with --shard, --shard-count or --resume');
+  }
+  const out = shard ? shardOutputPath(options.out, shard) : options.out;
   const run = await prepareRun({
     users: options.users,
     contents: options.contents,
@@ -145,40 +174,38 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
     blockUsers: options.blockUsers,
     threads: options.threads,
   });
-
-  let writer: ResultWriter | undefined;
-  let matrixWriter: MatrixWriter | undefined;
-  const progress = createProgress(run.pairs, options.progress);
-  const preview: UserResult[] = [];
+  let output: RunOutput | undefined;
   const abortController = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => abortController.abort(signal);
   for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
+  const preview: UserResult[] = [];
+  let progress = createProgress(0, false);
+  let scoredUsers = 0;
   try {
-    writer = await openResultWriter(options.out, format);
-    if (options.matrix !== undefined) {
-      matrixWriter = await openMatrixWriter(options.matrix, run.users.rows, run.contents.rows);
-    }
-    for await (const block of run.blocks()) {
-      abortController.signal.throwIfAborted();
-      await writer.writeBatch(block.results);
-      if (matrixWriter && block.matrix) await matrixWriter.writeRows(block.matrix);
-      if (preview.length < options.show) preview.push(...block.results.slice(0, options.show - preview.length));
-      progress.update((block.start + block.results.length) * run.contents.rows);
+    const range = shard
+      ? shardRange(shard.index, shard.count, run.users.rows)
+      : { start: 0, end: run.users.rows };
+    output = await openRunOutput(run, options, format, out, range, shard);
+    const todo = output.pending.reduce((sum, part) => sum + part.end - part.start, 0);
+    progress = createProgress(todo * run.contents.rows, options.progress);
+    for (const pending of output.pending) {
+      for await (const block of run.blocks(pending)) {
+        abortController.signal.throwIfAborted();
+        await output.write(block.start, block.results, block.matrix);
+        scoredUsers += block.results.length;
+        if (preview.length < options.show) preview.push(...block.results.slice(0, options.show - preview.length));
+        progress.update(scoredUsers * run.contents.rows);
+      }
     }
     abortController.signal.throwIfAborted();
     // A signal from here on lets the commit finish: the output is complete, and stopping
     // between the two renames would leave one file new and the other old.
-    await matrixWriter?.finish();
-    await writer.finish();
+    await output.finish();
   } catch (error) {
-    await Promise.allSettled([writer?.abort(), matrixWriter?.abort()]);
+    await output?.abort(error);
     if (abortController.signal.aborted) {
       const signal = String(abortController.signal.reason) as NodeJS.Signals;
-      const kept =
-        options.out === STDOUT_PATH
-          ? 'the results on stdout are incomplete'
-          : `${options.out} was not written`;
-      throw new CliExit(128 + (constants.signals[signal] ?? 2), `stopped by ${signal}; ${kept}`);
+      throw new CliExit(128 + (constants.signals[signal] ?? 2), `stopped by ${signal}; ${output?.kept() ?? `${out} was not written`}`);
     }
     if (options.out === STDOUT_PATH && isClosedPipe(error)) return;
     throw error;
@@ -190,16 +217,136 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
 
   const seconds = (performance.now() - started) / 1000;
   if (!options.quiet) {
-    const where = options.out === '-' ? 'stdout' : options.out;
+    const pairs = scoredUsers * run.contents.rows;
+    const where = out === STDOUT_PATH ? 'stdout' : out;
     const matrixNote = options.matrix ? ` and the cosine matrix to ${options.matrix}` : '';
+    const resumed = output.resumedUsers > 0 ? `, ${output.resumedUsers} users from earlier parts` : '';
     process.stderr.write(
-      `scored ${compact(run.pairs)} pairs (${run.users.rows} users x ${run.contents.rows} contents, ` +
-        `${run.contents.dim} dims) in ${seconds.toFixed(2)} s, ${compact(run.pairs / seconds)} pairs/s, ` +
+      `scored ${compact(pairs)} pairs (${scoredUsers} users x ${run.contents.rows} contents, ` +
+        `${run.contents.dim} dims${resumed}) in ${seconds.toFixed(2)} s, ${compact(pairs / seconds)} pairs/s, ` +
         `backend ${run.backend.name} (${run.backend.variant}); wrote ${format} to ${where}${matrixNote}\n`,
     );
   }
-  if (preview.length > 0 && options.out !== STDOUT_PATH) {
-    process.stdout.write(`first ${preview.length} of ${run.users.rows} results:\n`);
+  if (preview.length > 0 && out !== STDOUT_PATH) {
+    process.stdout.write(`first ${preview.length} results:\n`);
     for (const result of preview) process.stdout.write(formatJsonlLine(result));
   }
+}
+
+/** Where a run's results go: one atomic file (or stdout), or resumable parts. */
+interface RunOutput {
+  /** Ranges of users still to score, in order. */
+  readonly pending: readonly RowRange[];
+  /** Users whose results earlier tries saved. */
+  readonly resumedUsers: number;
+  write(start: number, results: readonly UserResult[], matrix?: Float32Array): Promise<void>;
+  finish(): Promise<void>;
+  /** Discards unfinished output; parts already saved stay unless `error` is bad input. */
+  abort(error: unknown): Promise<void>;
+  /** Says what a stopped run kept, for the message. */
+  kept(): string;
+}
+
+/**
+ * Opens the output of a run. A file gets resumable parts in OUT.parts,
+ * assembled into OUT at the end; stdout and --matrix runs write one stream.
+ */
+async function openRunOutput(
+  run: PreparedRun,
+  options: ScoreCommandOptions,
+  format: 'jsonl' | 'csv',
+  out: string,
+  range: RowRange,
+  shard: Shard | undefined,
+): Promise<RunOutput> {
+  if (out === STDOUT_PATH || options.matrix !== undefined) {
+    return openStreamOutput(run, options, format, out, range);
+  }
+  const folder = partsFolder(out);
+  if (!options.resume && existsSync(folder)) {
+    throw new CliExit(
+      EXIT_USAGE,
+      `${folder} holds the parts of an earlier run; add --resume to continue it, ` +
+        'or delete the folder to start over',
+    );
+  }
+  const identity = await buildRunIdentity({
+    inputs: {
+      users: options.users,
+      contents: options.contents,
+      weights: options.weights,
+      userIds: options.userIds,
+      contentIds: options.contentIds,
+    },
+    parameters: scoringParameters(run.params, {
+      backend: options.backend,
+      usersFormat: options.usersFormat ?? null,
+      contentsFormat: options.contentsFormat ?? null,
+    }),
+    outputFormat: format,
+    shard,
+    totalUsers: run.users.rows,
+  });
+  const parts = await PartsRun.open(out, identity, {
+    blockUsers: options.blockUsers,
+    ...(options.partUsers !== undefined ? { partUsers: options.partUsers } : {}),
+  });
+  const pending = parts.pending();
+  const resumedUsers = range.end - range.start - parts.pendingUsers();
+  return {
+    pending,
+    resumedUsers,
+    write: (start, results) => parts.append(start, results),
+    async finish() {
+      await parts.assemble({ outputManifest: shard !== undefined });
+    },
+    async abort(error) {
+      await parts.abort();
+      const badInput = isInputError(error) && error.code !== 'WRITE_FAILED';
+      if (badInput && !parts.resumed) await rm(folder, { recursive: true, force: true });
+    },
+    kept() {
+      const saved = range.end - range.start - parts.pendingUsers();
+      return (
+        `${saved} of ${range.end - range.start} users are saved in ${folder}; ` +
+        'run the same command with --resume to continue'
+      );
+    },
+  };
+}
+
+/** Opens one atomic results file (or stdout) and the optional matrix file. */
+async function openStreamOutput(
+  run: PreparedRun,
+  options: ScoreCommandOptions,
+  format: 'jsonl' | 'csv',
+  out: string,
+  range: RowRange,
+): Promise<RunOutput> {
+  const writer: ResultWriter = await openResultWriter(out, format);
+  let matrixWriter: MatrixWriter | undefined;
+  try {
+    if (options.matrix !== undefined) {
+      matrixWriter = await openMatrixWriter(options.matrix, run.users.rows, run.contents.rows);
+    }
+  } catch (error) {
+    await writer.abort();
+    throw error;
+  }
+  return {
+    pending: [range],
+    resumedUsers: 0,
+    async write(_start, results, matrix) {
+      await writer.writeBatch(results);
+      if (matrixWriter && matrix) await matrixWriter.writeRows(matrix);
+    },
+    async finish() {
+      await matrixWriter?.finish();
+      await writer.finish();
+    },
+    async abort() {
+      await Promise.allSettled([writer.abort(), matrixWriter?.abort()]);
+    },
+    kept: () => (out === STDOUT_PATH ? 'the results on stdout are incomplete' : `${out} was not written`),
+  };
 }

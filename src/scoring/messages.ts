@@ -29,8 +29,9 @@ export const messages = {
   nonFiniteWeight: (source: string, row: number, value: number) =>
     `${source}: weight at row ${row} is ${show(value)}; every weight must be a finite number ` +
     `that fits in float32 (|w| <= 3.4028235e38)`,
-  dimensionMismatch: (userDim: number, contentDim: number) =>
-    `users have ${userDim} dims but contents have ${contentDim}`,
+  dimensionMismatch: (userDim: number, contentDim: number, users = 'users', contents = 'contents') =>
+    `users have ${userDim} dims but contents have ${contentDim}` +
+    (users === 'users' && contents === 'contents' ? '' : ` (users ${users}, contents ${contents})`),
   empty: (source: string) => `${source} has no rows; at least one vector is required`,
   zeroDim: (source: string) => `${source} has vectors of length 0; at least one dimension is required`,
   csvNoDimensions: (source: string) =>
