@@ -7,11 +7,14 @@ export {
   scoreBlocks,
   prepareRun,
   DEFAULT_BLOCK_USERS,
+  POOL_MIN_FLOP,
   type ScoreOptions,
   type ScoreResult,
   type ScoredBlock,
   type RunStats,
   type PreparedRun,
+  type RunUsers,
+  type RowRange,
 } from './score.js';
 export { loadVectors, loadWeights, toVectorSet, type VectorInput, type VectorSource } from './vectors.js';
 export { createBackend, backendNames, defaultBackend } from './backends/index.js';

@@ -6,12 +6,17 @@ export interface Progress {
   stop(): void;
 }
 
+/** Seconds between progress lines when stderr is not a terminal: a log, not a bar. */
+export const LOG_INTERVAL_SECONDS = 60;
+
 /**
- * A progress bar on stderr with pairs done, rate and time left, drawn only
- * when stderr is a terminal so that logs and pipes stay clean.
+ * Reports progress on stderr: a bar with pairs done, rate and time left when
+ * stderr is a terminal, else one line every {@link LOG_INTERVAL_SECONDS}, so
+ * that nightly logs show a long run moving without filling up.
  */
 export function createProgress(total: number, enabled: boolean): Progress {
-  if (!enabled || !process.stderr.isTTY) return { update() {}, stop() {} };
+  if (!enabled || total === 0) return { update() {}, stop() {} };
+  if (!process.stderr.isTTY) return createLogProgress(total);
   const started = performance.now();
   const bar = new cliProgress.SingleBar(
     {
@@ -32,6 +37,27 @@ export function createProgress(total: number, enabled: boolean): Progress {
     stop() {
       bar.stop();
     },
+  };
+}
+
+function createLogProgress(total: number): Progress {
+  const started = performance.now();
+  let lastLine = started;
+  return {
+    update(done) {
+      const now = performance.now();
+      if (now - lastLine < LOG_INTERVAL_SECONDS * 1000 || done >= total) return;
+      lastLine = now;
+      const seconds = (now - started) / 1000;
+      const rate = done / seconds;
+      const left = rate > 0 ? Math.round((total - done) / rate) : 0;
+      const percent = ((100 * done) / total).toFixed(1);
+      process.stderr.write(
+        `attnscore: scored ${compact(done)} of ${compact(total)} pairs (${percent}%), ` +
+          `${compact(rate)} pairs/s, about ${left} s left\n`,
+      );
+    },
+    stop() {},
   };
 }
 

@@ -87,7 +87,7 @@ export function registerScoreCommand(program: Command): void {
     .addOption(new Option('--format <format>', 'output format (default: csv for a .csv --out, else jsonl)').choices(['jsonl', 'csv']))
     .option('--matrix <file>', 'also write the U x C float32 cosine matrix to this .npy file (U x C x 4 bytes: small jobs only)')
     .option('--block-users <n>', 'users scored per backend call', parseNumber('block-users'), DEFAULT_BLOCK_USERS)
-    .option('--threads <n>', 'threads that score with the wasm backend; 1 scores on the main thread (default: the number of available cores)', parseNumber('threads'))
+    .option('--threads <n>', 'threads that score with the wasm backend; 1 scores on the main thread (default: the number of available cores, or 1 for jobs under 4 GFLOP = 2 x U x C x D)', parseNumber('threads'))
     .option('--shard <i/n>', 'score only shard i of n (0 <= i < n): a contiguous range of users, written to OUT.shard-0000i-of-0000n.EXT with a manifest for `attnscore merge`')
     .option('--shard-count <n>', 'score shard i of n, with i from JOB_COMPLETION_INDEX (Kubernetes), AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch) or SLURM_ARRAY_TASK_ID (Slurm)')
     .option('--resume', 'continue a stopped run from the parts saved in OUT.parts; inputs and parameters must be the same', false)

@@ -26,12 +26,16 @@ export function formatScore(score: number): string {
   if (!Number.isFinite(value)) {
     throw new AttnScoreError('INTERNAL', `cannot format score ${String(score)}`);
   }
-  for (let digits = 6; digits < 9; digits++) {
-    // Number() then String() drops the trailing zeros that toPrecision pads with.
-    const text = String(Number(value.toPrecision(digits)));
-    if (Math.fround(Number(text)) === value) return text;
+  // Most float32 values need 8 or 9 digits, so start at 8 and shorten while the value still
+  // reads back. Number() then String() drops the trailing zeros that toPrecision pads with.
+  let shortest = Number(value.toPrecision(8));
+  if (Math.fround(shortest) !== value) return String(Number(value.toPrecision(9)));
+  for (let digits = 7; digits >= 6; digits--) {
+    const shorter = Number(value.toPrecision(digits));
+    if (Math.fround(shorter) !== value) break;
+    shortest = shorter;
   }
-  return String(Number(value.toPrecision(9)));
+  return String(shortest);
 }
 
 /** Opens `target` (`-` for standard output) and returns a writer for `format`. */
