@@ -5,7 +5,6 @@ import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { AttnScoreError } from '../src/scoring/errors.js';
 import {
   npyHeaderBytes,
   NpyWriter,
@@ -13,6 +12,7 @@ import {
   openNpy,
   readNpy,
 } from '../src/io/npy.js';
+import { rejection } from './helpers/errors.js';
 
 let dir: string;
 
@@ -67,17 +67,6 @@ async function writeNpy(name: string, fixture: NpyFixture): Promise<string> {
   const file = path.join(dir, name);
   await writeFile(file, buildNpy(fixture));
   return file;
-}
-
-/** Awaits `promise` and returns the AttnScoreError it rejects with. */
-async function rejection(promise: Promise<unknown>): Promise<AttnScoreError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(AttnScoreError);
-    return error as AttnScoreError;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 const values = [0.1, -2.5, 3, 1e-3, 65504, -0.75];

@@ -14,8 +14,8 @@ import {
   formatScore,
   openResultWriter,
 } from '../src/io/writers.js';
-import { AttnScoreError } from '../src/scoring/errors.js';
 import type { UserResult } from '../src/scoring/types.js';
+import { rejection } from './helpers/errors.js';
 
 let root: string;
 let folderCount = 0;
@@ -33,16 +33,6 @@ async function folder(): Promise<string> {
   const dir = path.join(root, `case${folderCount++}`);
   await mkdir(dir);
   return dir;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<AttnScoreError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(AttnScoreError);
-    return error as AttnScoreError;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 /** Collects what is written to a fake standard output. */

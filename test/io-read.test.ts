@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { npyHeaderBytes } from '../src/io/npy.js';
 import { readIds } from '../src/io/ids.js';
 import { readVectors, readWeights } from '../src/io/read.js';
-import { AttnScoreError } from '../src/scoring/errors.js';
+import { rejection } from './helpers/errors.js';
 
 let dir: string;
 
@@ -35,16 +35,6 @@ async function npyFixture(
   const data =
     dtype === '<f4' ? new Float32Array(values).buffer : new Float64Array(values).buffer;
   return fixture(name, Buffer.concat([npyHeaderBytes(shape, dtype), Buffer.from(data)]));
-}
-
-async function rejection(promise: Promise<unknown>): Promise<AttnScoreError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(AttnScoreError);
-    return error as AttnScoreError;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 describe('readVectors', () => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { readCsv } from '../src/io/csv.js';
 import { readJsonl } from '../src/io/jsonl.js';
-import { AttnScoreError } from '../src/scoring/errors.js';
+import { rejection } from './helpers/errors.js';
 
 let dir: string;
 
@@ -25,16 +25,6 @@ async function fixture(ext: string, text: string): Promise<string> {
   const file = path.join(dir, `f${fileCount++}.${ext}`);
   await writeFile(file, text);
   return file;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<AttnScoreError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(AttnScoreError);
-    return error as AttnScoreError;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 const finiteSuffix = 'every value must be a finite number';

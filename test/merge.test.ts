@@ -16,10 +16,11 @@ import { buildRunIdentity, scoringParameters } from '../src/run/manifest.js';
 import { mergeShardOutputs } from '../src/run/merge.js';
 import { outputManifestPath, PartsRun } from '../src/run/parts.js';
 import { shardOutputPath, shardRange } from '../src/run/shard.js';
-import { AttnScoreError, isInputError } from '../src/scoring/errors.js';
+import { isInputError } from '../src/scoring/errors.js';
 import { defaultParams } from '../src/scoring/params.js';
 import type { RowId, UserResult } from '../src/scoring/types.js';
 import { random } from './helpers/data.js';
+import { rejection } from './helpers/errors.js';
 
 const USERS = 23;
 const SHARDS = 3;
@@ -107,16 +108,6 @@ async function runShard(
   }
   await run.assemble({ outputManifest: true });
   return shardOut;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<AttnScoreError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(AttnScoreError);
-    return error as AttnScoreError;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 describe('mergeShardOutputs', () => {

@@ -24,10 +24,10 @@ import {
   PartsRun,
   writeOutputManifest,
 } from '../src/run/parts.js';
-import { AttnScoreError } from '../src/scoring/errors.js';
 import { defaultParams } from '../src/scoring/params.js';
 import type { RowId, UserResult } from '../src/scoring/types.js';
 import { random } from './helpers/data.js';
+import { rejection } from './helpers/errors.js';
 
 let root: string;
 let dir: string;
@@ -100,16 +100,6 @@ async function identity(
     shard: options.shard,
     totalUsers: options.totalUsers ?? 23,
   });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<AttnScoreError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(AttnScoreError);
-    return error as AttnScoreError;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 /** Appends `results` from user `from` to `to` in blocks of `block` users. */

@@ -14,6 +14,7 @@ import { AttnScoreError } from '../src/scoring/errors.js';
 import type { RowId } from '../src/scoring/types.js';
 import { randomMatrix } from './helpers/data.js';
 import { encodeNpy } from './helpers/npy.js';
+import { rejection } from './helpers/errors.js';
 
 let dir: string;
 let fileCount = 0;
@@ -56,16 +57,6 @@ async function stream(
   const ids = blocks.flatMap((block) => block.ids);
   const data = blocks.flatMap((block) => Array.from(block.data));
   return { blocks, ids, data, dim: users.dim };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<AttnScoreError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(AttnScoreError);
-    return error as AttnScoreError;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 /** Checks that the blocks are contiguous from `start`, each of `blockRows` but the last. */

@@ -233,7 +233,7 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
   }
 }
 
-/** Where a run's results go: one atomic file (or stdout), or resumable parts. */
+/** The destination of a run's results: one atomic file (or stdout), or resumable parts. */
 interface RunOutput {
   /** Ranges of users still to score, in order. */
   readonly pending: readonly RowRange[];
