@@ -447,7 +447,7 @@ function positiveSum(weights: Float64Array | undefined, contents: number): numbe
   let sum = 0;
   if (!weights) return contents;
   for (let i = 0; i < weights.length; i++) sum += weights[i]!;
-  if (!(sum > 0)) throw new AttnScoreError('INVALID_PARAMETER', messages.weightSumNotPositive(sum));
+  if (!(sum > 0) || !Number.isFinite(1 / sum)) throw new AttnScoreError('INVALID_PARAMETER', messages.weightSumNotPositive(sum));
   return sum;
 }
 

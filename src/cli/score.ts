@@ -15,7 +15,7 @@ import {
 } from '../io/index.js';
 import { defaultParams } from '../scoring/params.js';
 import { DEFAULT_BLOCK_USERS, prepareRun, type PreparedRun, type RowRange } from '../score.js';
-import { isInputError } from '../scoring/errors.js';
+import { AttnScoreError, isInputError } from '../scoring/errors.js';
 import type { UserResult } from '../scoring/types.js';
 import {
   buildRunIdentity,
@@ -120,6 +120,40 @@ function parseCount(name: string) {
   };
 }
 
+/** API parameter names and the options that set them, for messages about parameters. */
+const OPTION_NAMES: Readonly<Record<string, string>> = {
+  k: '--k',
+  alpha: '--alpha',
+  beta: '--beta',
+  gamma: '--gamma',
+  minScore: '--min-score',
+  normalizeWeights: '--normalize-weights',
+  blockUsers: '--block-users',
+  threads: '--threads',
+};
+
+/**
+ * Awaits `promise`, renaming a parameter at the start of an invalid-parameter
+ * message to its option, so that `minScore must be ...` reads
+ * `--min-score must be ...`.
+ */
+async function withOptionNames<T>(promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (error) {
+    if (error instanceof AttnScoreError && error.code === 'INVALID_PARAMETER') {
+      const match = /^(\w+) /.exec(error.message);
+      const option = match ? OPTION_NAMES[match[1]!] : undefined;
+      if (option !== undefined) {
+        throw new AttnScoreError(error.code, option + error.message.slice(match![1]!.length), {
+          cause: error,
+        });
+      }
+    }
+    throw error;
+  }
+}
+
 /** Signals that stop a run: Ctrl-C, a polite kill, and a closed terminal. */
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
@@ -155,7 +189,7 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
     throw new CliExit(EXIT_USAGE, '--matrix cannot be combined with --shard, --shard-count or --resume');
   }
   const out = shard ? shardOutputPath(options.out, shard) : options.out;
-  const run = await prepareRun({
+  const run = await withOptionNames(prepareRun({
     users: options.users,
     contents: options.contents,
     usersFormat: options.usersFormat,
@@ -173,7 +207,7 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
     matrix: options.matrix !== undefined,
     blockUsers: options.blockUsers,
     threads: options.threads,
-  });
+  }));
   let output: RunOutput | undefined;
   const abortController = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => abortController.abort(signal);

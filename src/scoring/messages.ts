@@ -44,7 +44,8 @@ export const messages = {
   dataLength: (source: string, got: number, rows: number, dim: number) =>
     `${source} has ${got} values but ${rows} rows x ${dim} dims needs ${rows * dim}`,
   weightSumNotPositive: (sum: number) =>
-    `normalizing the weights needs a positive sum whose reciprocal is finite (got ${show(sum)})`,
+    `normalizeWeights needs weights with a positive sum whose reciprocal is finite ` +
+    `(got ${show(sum)})`,
   unknownUserId: (id: unknown) => `exclude names user id ${show(id)}, which is not among the users`,
   unknownContentId: (userId: unknown, id: unknown) =>
     `exclude for user ${show(userId)} names content id ${show(id)}, which is not among the contents`,
