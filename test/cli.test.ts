@@ -127,6 +127,15 @@ describe('attnscore score output targets', () => {
     expect(readFileSync(join(dir, 'private.jsonl'), 'utf8').split('\n')).toHaveLength(6);
   });
 
+  it('rejects an output that is an input', () => {
+    symlinkSync('contents.npy', join(dir, 'alias.npy'));
+    const before = readFileSync(join(dir, 'contents.npy'));
+    const run = attnscore(...small, '--out', 'alias.npy');
+    expect(run.stderr).toMatch(/--out "alias\.npy" is also an input \("contents\.npy"\)/);
+    expect(run.status).toBe(2);
+    expect(readFileSync(join(dir, 'contents.npy'))).toEqual(before);
+  });
+
   it('writes into a FIFO instead of replacing it', async () => {
     const fifo = join(dir, 'results.fifo');
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
@@ -208,6 +217,10 @@ describe('attnscore score output targets', () => {
       expect(run.status).toBe(0);
     }
     const shards = [0, 1, 2].map((index) => `sharded.shard-0000${index}-of-00003.csv`);
+    symlinkSync(shards[0]!, join(dir, 'shard-link.csv'));
+    const onto = attnscore('merge', '--out', 'shard-link.csv', ...shards);
+    expect(onto.status).toBe(2);
+    expect(readFileSync(join(dir, shards[0]!), 'utf8').startsWith('user,rank')).toBe(true);
     const merge = attnscore('merge', '--out', 'merged.csv', ...shards);
     expect(merge.status).toBe(0);
     expect(readFileSync(join(dir, 'merged.csv'))).toEqual(readFileSync(join(dir, 'one.csv')));
@@ -224,6 +237,8 @@ describe('attnscore score on bad input', () => {
   const badCases: [string, () => string[], RegExp][] = [
     ['NaN in users', () => [...npy('nan-users.npy', 3, 4, (data) => (data[1 * 4 + 2] = NaN)), '--contents', 'contents.npy'], /nan-users\.npy.*row 1.*column 2.*NaN/],
     ['Infinity in contents', () => ['--users', 'users.npy', ...npy('inf-contents.npy', 9, 4, (data) => (data[8 * 4 + 3] = -Infinity), '--contents')], /inf-contents\.npy.*row 8.*column 3.*-Infinity/],
+    ['NaN in a later block of users', () => [...npy('nan-late.npy', 2000, 4, (data) => (data[1500 * 4 + 1] = NaN)), '--contents', 'contents.npy', '--block-users', '256'], /nan-late\.npy: row 1500, column 1 is NaN/],
+    ['too many threads', () => ['--users', 'users.npy', '--contents', 'contents.npy', '--threads', '100000'], /--threads must be at most 256 \(got 100000\)/],
     ['dimension mismatch', () => [...npy('dim3.npy', 2, 3), '--contents', 'contents.npy'], /users have 3 dims but contents have 4/],
     ['ragged JSONL', () => [...text('ragged.jsonl', '{"id":"a","vector":[1,2,3,4]}\n{"id":"b","vector":[1,2,3]}\n'), '--contents', 'contents.npy'], /ragged\.jsonl.*line 2/],
     ['ragged CSV', () => [...text('ragged.csv', 'a,1,2,3,4\nb,1,2,3\n'), '--contents', 'contents.npy'], /ragged\.csv.*line 2/],
@@ -258,6 +273,7 @@ describe('attnscore score on bad input', () => {
     expect(again.status).toBe(2);
     expect(existsSync(fresh)).toBe(false);
     expect(readdirSync(dir).filter((name) => name.includes('.tmp-'))).toEqual([]);
+    expect(readdirSync(dir).filter((name) => name.includes('.parts'))).toEqual([]);
   });
 });
 

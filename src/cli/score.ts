@@ -5,6 +5,7 @@ import { constants } from 'node:os';
 import { extname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { backendNames, defaultBackend } from '../backends/index.js';
+import { canonicalPath } from '../io/paths.js';
 import {
   formatJsonlLine,
   STDOUT_PATH,
@@ -130,6 +131,7 @@ const OPTION_NAMES: Readonly<Record<string, string>> = {
   normalizeWeights: '--normalize-weights',
   blockUsers: '--block-users',
   threads: '--threads',
+  partUsers: '--part-users',
 };
 
 /**
@@ -154,8 +156,35 @@ async function withOptionNames<T>(promise: Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The most threads a run may ask for. Each worker costs tens of MB and an instance of the
+ * kernel, and far more threads than cores only slow the run down.
+ */
+const MAX_THREADS = 256;
+
 /** Signals that stop a run: Ctrl-C, a polite kill, and a closed terminal. */
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Rejects an output that is also an input, or the --matrix file under another name, which
+ * the final rename would replace.
+ */
+function checkOutputPaths(options: ScoreCommandOptions, out: string): void {
+  if (out === STDOUT_PATH) return;
+  const target = canonicalPath(out);
+  const inputs = [options.users, options.contents, options.weights, options.userIds, options.contentIds];
+  for (const input of inputs) {
+    if (input !== undefined && canonicalPath(input) === target) {
+      throw new CliExit(EXIT_USAGE, `--out ${JSON.stringify(out)} is also an input (${JSON.stringify(input)}); write the results elsewhere`);
+    }
+  }
+  if (options.matrix !== undefined && canonicalPath(options.matrix) === target) {
+    throw new CliExit(EXIT_USAGE, `--matrix and --out name the same file (${JSON.stringify(out)}); give them different names`);
+  }
+  if (options.matrix !== undefined && inputs.some((input) => input !== undefined && canonicalPath(input) === canonicalPath(options.matrix!))) {
+    throw new CliExit(EXIT_USAGE, `--matrix ${JSON.stringify(options.matrix)} is also an input; write the matrix elsewhere`);
+  }
+}
 
 /** Rejects a --matrix path that would collide with --out or is not a .npy file name. */
 function checkMatrixPath(matrix: string | undefined, out: string): void {
@@ -189,6 +218,10 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
     throw new CliExit(EXIT_USAGE, '--matrix cannot be combined with --shard, --shard-count or --resume');
   }
   const out = shard ? shardOutputPath(options.out, shard) : options.out;
+  checkOutputPaths(options, out);
+  if (options.threads !== undefined && options.threads > MAX_THREADS) {
+    throw new CliExit(EXIT_USAGE, `--threads must be at most ${MAX_THREADS} (got ${options.threads})`);
+  }
   const run = await withOptionNames(prepareRun({
     users: options.users,
     contents: options.contents,
@@ -219,7 +252,7 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
     const range = shard
       ? shardRange(shard.index, shard.count, run.users.rows)
       : { start: 0, end: run.users.rows };
-    output = await openRunOutput(run, options, format, out, range, shard);
+    output = await withOptionNames(openRunOutput(run, options, format, out, range, shard));
     const todo = output.pending.reduce((sum, part) => sum + part.end - part.start, 0);
     progress = createProgress(todo * run.contents.rows, options.progress);
     for (const pending of output.pending) {
@@ -336,11 +369,17 @@ async function openRunOutput(
     },
     async abort(error) {
       await parts.abort();
+      // Parts of bad input are useless (a fixed input no longer matches them), and a folder
+      // without parts would only block the next run.
       const badInput = isInputError(error) && error.code !== 'WRITE_FAILED';
-      if (badInput && !parts.resumed) await rm(folder, { recursive: true, force: true });
+      const nothingSaved = parts.manifest.parts.length === 0;
+      if (!parts.resumed && (badInput || nothingSaved)) {
+        await rm(folder, { recursive: true, force: true });
+      }
     },
     kept() {
       const saved = range.end - range.start - parts.pendingUsers();
+      if (saved === 0 && !parts.resumed) return `${out} was not written`;
       return (
         `${saved} of ${range.end - range.start} users are saved in ${folder}; ` +
         'run the same command with --resume to continue'

@@ -167,7 +167,14 @@ async function* npyBlocks(
   range: RowRange,
 ): AsyncGenerator<UserBlock, void, undefined> {
   const lines = idsPath === undefined ? undefined : streamLines(idsPath, idsPath);
-  const readBlock = (start: number) => file.readRows(start, Math.min(blockRows, range.end - start));
+  const readBlock = (start: number) => {
+    const read = file.readRows(start, Math.min(blockRows, range.end - start));
+    // The read ahead may reject (a NaN in the next block) while the caller still holds the
+    // current one. This handler keeps that from counting as an unhandled rejection, which
+    // would end the process; the error still surfaces when the loop awaits the block.
+    read.catch(() => undefined);
+    return read;
+  };
   // One block is read ahead, so that the disk works while the caller scores the current one.
   let next = range.start < range.end ? readBlock(range.start) : undefined;
   try {

@@ -2,6 +2,7 @@
  * Merging shard outputs: the files of `attnscore score --shard I/N` runs, each with its
  * `<output>.manifest.json`, joined into the file that one run over every user writes.
  */
+import { canonicalPath } from '../io/paths.js';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -127,9 +128,10 @@ function orderShards(shards: readonly ShardOutput[]): ShardOutput[] {
  */
 function checkOutputPath(out: string, inputs: readonly string[], format: ResultFormat): void {
   if (out === STDOUT_PATH) return;
-  const target = path.resolve(out);
+  const target = canonicalPath(out);
   for (const input of inputs) {
-    if (path.resolve(input) === target || path.resolve(outputManifestPath(input)) === target) {
+    const inputPaths = [canonicalPath(input), canonicalPath(outputManifestPath(input))];
+    if (inputPaths.includes(target)) {
       throw new AttnScoreError('INVALID_PARAMETER', messages.mergeOutputIsInput(out));
     }
   }

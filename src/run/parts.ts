@@ -4,7 +4,7 @@
  * at the end. A run that is stopped and started again with the same inputs and parameters
  * scores only the users that no recorded part covers.
  */
-import { mkdir, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
 import { AtomicFile, STDOUT_PATH } from '../io/atomic.js';
@@ -155,6 +155,7 @@ export class PartsRun {
     }
     const manifestPath = path.join(folder, PARTS_MANIFEST_NAME);
     await removeTemporaryFiles(folder);
+    await removeLeftovers(out);
 
     const exists = await stat(manifestPath).then(
       () => true,
@@ -299,7 +300,11 @@ export class PartsRun {
       const manifest = createOutputManifest(this.state, this.state.blockUsers, record);
       await writeManifest(outputManifestPath(this.out), manifest);
     }
-    await rm(this.folder, { recursive: true, force: true });
+    // Renaming first makes the removal all-or-nothing as far as the next run can see: a stop
+    // during rm leaves a folder that no run reads, not a parts folder with parts missing.
+    const removing = `${this.folder}.removing-${process.pid}`;
+    await rename(this.folder, removing);
+    await rm(removing, { recursive: true, force: true });
     return record;
   }
 
@@ -358,6 +363,24 @@ async function checkParts(folder: string, manifest: PartsManifest): Promise<void
  * Removes the temporary files that {@link AtomicFile} leaves when a process is killed
  * mid-write: names that start with a dot and contain `.tmp-`.
  */
+/**
+ * Removes what a run of `out` that was killed at its very end can leave beside it: the
+ * temporary file of the final join (`.<name>.tmp-*`) and a parts folder renamed for removal
+ * (`<name>.parts.removing-*`). One run at a time uses a parts folder, so none of them is live.
+ */
+async function removeLeftovers(out: string): Promise<void> {
+  const folder = path.dirname(out);
+  const name = path.basename(out);
+  const names = await readdir(folder).catch(() => [] as string[]);
+  for (const entry of names) {
+    if (entry.startsWith(`.${name}.tmp-`)) {
+      await unlink(path.join(folder, entry)).catch(() => undefined);
+    } else if (entry.startsWith(`${name}.parts.removing-`)) {
+      await rm(path.join(folder, entry), { recursive: true, force: true });
+    }
+  }
+}
+
 async function removeTemporaryFiles(folder: string): Promise<void> {
   let names: string[];
   try {
