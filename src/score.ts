@@ -25,7 +25,13 @@ export type { RowRange } from './io/stream.js';
 import { openUserBlocks, type RowRange, type UserBlock } from './io/stream.js';
 import { countRows } from './io/stream.js';
 import { openNpy } from './io/npy.js';
-import { loadVectors, loadWeights, toVectorSet, type VectorSource } from './vectors.js';
+import {
+  loadVectors,
+  loadWeights,
+  toVectorSet,
+  type VectorInput,
+  type VectorSource,
+} from './vectors.js';
 
 /** Users scored per backend call by default: small enough for smooth progress, large enough to amortise the call. */
 export const DEFAULT_BLOCK_USERS = 512;
@@ -164,14 +170,65 @@ export async function prepareRun(options: ScoreOptions): Promise<PreparedRun> {
     if (ownsBackend) await backend.dispose();
     throw error;
   }
-  const runBackend: Backend = backend;
   const { contents, users, weightScale, exclude } = inputs;
-  const pairs = users.rows * contents.rows;
-  const concurrency = Math.max(1, runBackend.concurrency ?? 1);
-  const matrix = options.matrix === true;
+  const context: BlockContext = {
+    backend,
+    prepared,
+    users,
+    contentIds: contents.ids,
+    params,
+    weightScale,
+    exclude,
+    blockUsers,
+    matrix: options.matrix === true,
+    signal: options.signal,
+    onProgress: options.onProgress,
+  };
+
+  return {
+    users: { source: users.source, rows: users.rows, dim: users.dim },
+    contents,
+    params,
+    backend,
+    pairs: users.rows * contents.rows,
+    blocks: (range?: RowRange) => scoreUserBlocks(context, range),
+    dispose() {
+      prepared.dispose();
+      if (ownsBackend) return backend.dispose();
+    },
+  };
+}
+
+/** Inputs of {@link scoreUserBlocks}: prepared contents, users and validated parameters. */
+interface BlockContext {
+  readonly backend: Backend;
+  readonly prepared: PreparedContents;
+  readonly users: UserSource;
+  readonly contentIds: readonly RowId[];
+  readonly params: ScoreParams;
+  /** Factor applied to CX: 1, or 1 / (sum of weights) with normalizeWeights. */
+  readonly weightScale: number;
+  readonly exclude: Map<string, Int32Array> | undefined;
+  readonly blockUsers: number;
+  readonly matrix: boolean;
+  readonly signal: AbortSignal | undefined;
+  readonly onProgress: ScoreOptions['onProgress'];
+}
+
+/** Scores the users of `range` block by block, keeping one block per backend thread in flight. */
+async function* scoreUserBlocks(
+  context: BlockContext,
+  range: RowRange = { start: 0, end: context.users.rows },
+): AsyncGenerator<ScoredBlock> {
+  const { backend, prepared, users, contentIds, params, weightScale, exclude } = context;
+  const { blockUsers, matrix, signal } = context;
+  checkRange(range, users.rows);
+  const pairs = users.rows * contentIds.length;
+  const concurrency = Math.max(1, backend.concurrency ?? 1);
+  const count = Math.ceil((range.end - range.start) / blockUsers);
 
   /** Starts scoring one block; a backend error surfaces when the promise is awaited. */
-  function startBlock(block: UserBlock, index: number, count: number): Promise<BlockScores> {
+  function startBlock(block: UserBlock, index: number): Promise<BlockScores> {
     const request = {
       users: block.data,
       rows: block.rows,
@@ -183,66 +240,49 @@ export async function prepareRun(options: ScoreOptions): Promise<PreparedRun> {
       position: { index, count },
     };
     try {
-      return Promise.resolve(runBackend.scoreBlock(prepared, request));
+      return Promise.resolve(backend.scoreBlock(prepared, request));
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  async function* blocks(range: RowRange = { start: 0, end: users.rows }): AsyncGenerator<ScoredBlock> {
-    checkRange(range, users.rows);
-    const count = Math.ceil((range.end - range.start) / blockUsers);
-    // Up to `concurrency` blocks are in flight, and they are yielded in input
-    // order: the loop always waits for the oldest one.
-    const inFlight: { block: UserBlock; scores: Promise<BlockScores> }[] = [];
-    const source = users.blocks(range, blockUsers)[Symbol.asyncIterator]();
-    let index = 0;
-    let exhausted = false;
-    try {
-      for (;;) {
-        while (!exhausted && inFlight.length < concurrency) {
-          options.signal?.throwIfAborted();
-          const next = await source.next();
-          if (next.done) {
-            exhausted = true;
-            break;
-          }
-          const scores = startBlock(next.value, index++, count);
-          // A later block may fail while the loop waits for an earlier one. This
-          // handler keeps that from counting as an unhandled rejection, and the
-          // error still surfaces when the loop awaits the block.
-          scores.catch(() => {});
-          inFlight.push({ block: next.value, scores });
+  // Up to `concurrency` blocks are in flight, and they are yielded in input
+  // order: the loop always waits for the oldest one.
+  const inFlight: { block: UserBlock; scores: Promise<BlockScores> }[] = [];
+  const source = users.blocks(range, blockUsers)[Symbol.asyncIterator]();
+  let index = 0;
+  let exhausted = false;
+  try {
+    for (;;) {
+      while (!exhausted && inFlight.length < concurrency) {
+        signal?.throwIfAborted();
+        const next = await source.next();
+        if (next.done) {
+          exhausted = true;
+          break;
         }
-        const oldest = inFlight.shift();
-        if (oldest === undefined) break;
-        const { block } = oldest;
-        const scores = await oldest.scores;
-        const results = toUserResults(scores, block.ids, contents.ids, params, weightScale);
-        options.onProgress?.((block.start + block.rows - range.start) * contents.rows, pairs);
-        yield { start: block.start, results, ...(scores.matrix ? { matrix: scores.matrix } : {}) };
-        // Give timers and signal handlers a turn between blocks.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        const scores = startBlock(next.value, index++);
+        // A later block may fail while the loop waits for an earlier one. This
+        // handler keeps that from counting as an unhandled rejection, and the
+        // error still surfaces when the loop awaits the block.
+        scores.catch(() => {});
+        inFlight.push({ block: next.value, scores });
       }
-    } finally {
-      // Blocks still in flight use the prepared contents, so dispose() must wait for them.
-      await Promise.allSettled(inFlight.map((entry) => entry.scores));
-      await source.return?.();
+      const oldest = inFlight.shift();
+      if (oldest === undefined) break;
+      const { block } = oldest;
+      const scores = await oldest.scores;
+      const results = toUserResults(scores, block.ids, contentIds, params, weightScale);
+      context.onProgress?.((block.start + block.rows - range.start) * contentIds.length, pairs);
+      yield { start: block.start, results, ...(scores.matrix ? { matrix: scores.matrix } : {}) };
+      // Give timers and signal handlers a turn between blocks.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
+  } finally {
+    // Blocks still in flight use the prepared contents, so dispose() must wait for them.
+    await Promise.allSettled(inFlight.map((entry) => entry.scores));
+    await source.return?.();
   }
-
-  return {
-    users: { source: users.source, rows: users.rows, dim: users.dim },
-    contents,
-    params,
-    backend: runBackend,
-    pairs,
-    blocks,
-    dispose() {
-      prepared.dispose();
-      if (ownsBackend) return runBackend.dispose();
-    },
-  };
 }
 
 /**
@@ -331,7 +371,9 @@ async function loadInputs(options: ScoreOptions, params: ScoreParams): Promise<R
 }
 
 /** Opens the users: a file is checked up to its first row here and streamed later. */
-async function openUsers(options: ScoreOptions): Promise<UserSource> {
+async function openUsers(
+  options: Pick<ScoreOptions, 'users' | 'usersFormat' | 'userIds'>,
+): Promise<UserSource> {
   const input = options.users;
   if (typeof input !== 'string') {
     const set = toVectorSet(input, 'users');
@@ -391,6 +433,98 @@ function checkRange(range: RowRange, rows: number): void {
       `range must lie within the ${rows} users with start <= end (got ${range.start} to ${range.end})`,
     );
   }
+}
+
+/** Everything {@link prepareCatalog} accepts. */
+export interface CatalogOptions {
+  readonly contents: VectorSource;
+  /** Content weights, as {@link ScoreOptions.weights}. */
+  readonly weights?: string | ArrayLike<number>;
+  readonly contentsFormat?: 'npy' | 'jsonl' | 'csv';
+  readonly contentIds?: string;
+  /** The backend that stores the prepared contents; the caller creates and disposes it. */
+  readonly backend: Backend;
+}
+
+/**
+ * Contents validated and prepared once on a backend, so that many batches of
+ * users can be scored against them with {@link scoreCatalogBlocks}.
+ */
+export interface PreparedCatalog {
+  /** The validated contents as read, with their ids and weights. */
+  readonly contents: VectorSet;
+  /** One weight per content row, or undefined when every weight is 1. */
+  readonly weights: Float64Array | undefined;
+  readonly backend: Backend;
+  readonly prepared: PreparedContents;
+  /** Releases the prepared contents; the backend stays with its caller. */
+  dispose(): void;
+}
+
+/** Reads and validates contents and weights, and prepares them on `options.backend`. */
+export async function prepareCatalog(options: CatalogOptions): Promise<PreparedCatalog> {
+  const contents = await loadVectors(options.contents, {
+    role: 'contents',
+    format: options.contentsFormat,
+    idsPath: options.contentIds,
+  });
+  const weights =
+    options.weights !== undefined ? await loadWeights(options.weights, contents.rows) : contents.weights;
+  const { backend } = options;
+  const prepared = backend.prepare(contents.data, contents.rows, contents.dim, weights);
+  return { contents, weights, backend, prepared, dispose: () => prepared.dispose() };
+}
+
+/** Everything {@link scoreCatalogBlocks} accepts besides the catalog. */
+export interface CatalogScoreOptions extends Partial<ScoreParams> {
+  /** Users in memory; files are for {@link prepareRun}. */
+  readonly users: VectorInput | VectorSet;
+  readonly exclude?: ScoreOptions['exclude'];
+  readonly blockUsers?: number;
+  /** Stops scoring between blocks. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Scores in-memory users against a prepared catalog, yielding each block's
+ * results in input order. Validates the users, parameters and exclusions
+ * before the first block, so an input error raises from the first `next()`.
+ * The results equal those of {@link score} for the same contents and users.
+ */
+export async function* scoreCatalogBlocks(
+  catalog: PreparedCatalog,
+  options: CatalogScoreOptions,
+): AsyncGenerator<ScoredBlock> {
+  const params = resolveParams(options);
+  const blockUsers = options.blockUsers ?? DEFAULT_BLOCK_USERS;
+  if (!Number.isSafeInteger(blockUsers) || blockUsers < 1) {
+    throw new AttnScoreError('INVALID_PARAMETER', messages.positiveInteger('blockUsers', blockUsers));
+  }
+  const { contents, weights } = catalog;
+  const users = await openUsers({ users: options.users });
+  if (users.dim !== contents.dim) {
+    throw new AttnScoreError(
+      'DIMENSION_MISMATCH',
+      messages.dimensionMismatch(users.dim, contents.dim, users.source, contents.source),
+    );
+  }
+  const weightScale = params.normalizeWeights ? 1 / positiveSum(weights, contents.rows) : 1;
+  const exclude = options.exclude
+    ? buildExclusions(options.exclude, await users.ids(), contents)
+    : undefined;
+  yield* scoreUserBlocks({
+    backend: catalog.backend,
+    prepared: catalog.prepared,
+    users,
+    contentIds: contents.ids,
+    params,
+    weightScale,
+    exclude,
+    blockUsers,
+    matrix: false,
+    signal: options.signal,
+    onProgress: undefined,
+  });
 }
 
 /** Scores every user, yielding each block's results as soon as they exist. */

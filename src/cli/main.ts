@@ -7,6 +7,7 @@ import { isInputError } from '../scoring/errors.js';
 import { CliExit, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE } from './exit.js';
 import { registerMergeCommand } from './merge.js';
 import { registerScoreCommand } from './score.js';
+import { registerServeCommand } from './serve.js';
 
 /** Runs the command line with `argv` (without the node and script paths) and returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -21,6 +22,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
   registerScoreCommand(program);
   registerMergeCommand(program);
+  registerServeCommand(program);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -1,0 +1,463 @@
+/**
+ * The HTTP server: an Express 5 app over one scoring backend (a piscina
+ * worker pool by default), with named catalogs, a bounded request queue,
+ * per-request timeouts, bearer keys, pino request logs and Prometheus
+ * metrics. {@link startServer} binds it; `close` drains it.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { pino, type Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
+import type { Backend } from '../backends/backend.js';
+import { formatJsonlLine } from '../io/writers.js';
+import { createPoolBackend } from '../pool/index.js';
+import { prepareCatalog, scoreCatalogBlocks, type PreparedCatalog } from '../score.js';
+import { AttnScoreError } from '../scoring/errors.js';
+import { messages } from '../scoring/messages.js';
+import type { UserResult } from '../scoring/types.js';
+import { toVectorSet, type VectorInput } from '../vectors.js';
+import { requireBearerKey } from './auth.js';
+import { NPY_TYPE, parseNpyBody, parseRawBody, RAW_TYPE } from './binary.js';
+import { CatalogStore, type CatalogUpload } from './catalogs.js';
+import type { ServerConfig } from './config.js';
+import { createMetrics, type ServerMetrics } from './metrics.js';
+import { buildOpenApi } from './openapi.js';
+import { buildCosineIndex, scorePairs } from './pairs.js';
+import { problem, ProblemError, sendProblem, toProblemError } from './problems.js';
+import { QueueFullError, RequestQueue } from './queue.js';
+import {
+  catalogScoreSchema,
+  contentSetSchema,
+  inlineScoreSchema,
+  pairsSchema,
+  parseBody,
+  type CatalogScoreBody,
+  type ContentSetBody,
+  type VectorSetBody,
+} from './schemas.js';
+
+/** Options of {@link startServer}. */
+export interface ServerOptions {
+  readonly config: ServerConfig;
+  /** Destination of request and error lines; by default pino's JSON lines on stdout. */
+  readonly logger?: Logger;
+  /**
+   * The scoring backend, which the server then disposes on close. By default
+   * a pool of `config.threads` workers, which keeps scoring off the thread
+   * that serves HTTP.
+   */
+  readonly backend?: Backend;
+  /** Time that `close` waits for requests in flight before it drops their connections. */
+  readonly shutdownGraceMs?: number;
+}
+
+/** A running server. */
+export interface AttnScoreServer {
+  /** Base URL, such as `http://127.0.0.1:8080`. */
+  readonly url: string;
+  readonly port: number;
+  readonly logger: Logger;
+  /**
+   * Stops accepting connections, lets requests in flight finish, then
+   * releases the catalogs and the backend. Safe to call more than once.
+   */
+  close(): Promise<void>;
+}
+
+/** Request ids accepted from `X-Request-Id`; anything else is replaced by a UUID. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Seconds a client is asked to wait after a 429 or a timeout. */
+const RETRY_AFTER_SECONDS = '1';
+
+/**
+ * Starts the server on `config.host` and `config.port`, after the backend is
+ * up and any saved catalogs are loaded. `/readyz` turns ready once a warm-up
+ * block has run on the backend.
+ */
+export async function startServer(options: ServerOptions): Promise<AttnScoreServer> {
+  const { config } = options;
+  const logger = options.logger ?? pino({ name: 'attnscore' });
+  const backend = options.backend ?? createPoolBackend({ threads: config.threads });
+  const state = { ready: false, draining: false };
+  const catalogs = new CatalogStore(backend, config.dataDir, logger);
+  const queue = new RequestQueue(config.concurrency, config.queueLimit);
+  const metrics = createMetrics(
+    () => queue.depth,
+    () => queue.running,
+  );
+  let server: Server;
+  try {
+    await warmUp(backend);
+    await catalogs.load();
+    const app = createApp({ config, logger, backend, catalogs, queue, metrics, state });
+    server = createServer(app);
+    await listen(server, config.host, config.port);
+  } catch (error) {
+    catalogs.disposeAll();
+    await backend.dispose();
+    throw error;
+  }
+  state.ready = true;
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  logger.info({ host: config.host, port, threads: config.threads, catalogs: catalogs.size }, 'server started');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      state.ready = false;
+      state.draining = true;
+      logger.info('server stopping: no new connections, waiting for requests in flight');
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // close() drops only the connections idle at the time of the call. A keep-alive
+      // connection whose request finishes later would stay open until the client drops it.
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      const grace = setTimeout(() => {
+        logger.warn('shutdown grace period over; closing the remaining connections');
+        server.closeAllConnections();
+      }, options.shutdownGraceMs ?? 30_000);
+      await closed;
+      clearInterval(sweep);
+      clearTimeout(grace);
+      catalogs.disposeAll();
+      await backend.dispose();
+      logger.info('server stopped');
+    })();
+    return closing;
+  };
+  return { url: `http://${host}:${port}`, port, logger, close };
+}
+
+/** Scores one user against a tiny catalog, so that the kernel and workers are known to run. */
+async function warmUp(backend: Backend): Promise<void> {
+  const catalog = await prepareCatalog({
+    contents: { data: new Float32Array(8 * 4).fill(1), rows: 8, dim: 4 },
+    backend,
+  });
+  try {
+    for await (const block of scoreCatalogBlocks(catalog, { users: { data: [[1, 0, 0, 0]] } })) {
+      void block;
+    }
+  } finally {
+    catalog.dispose();
+  }
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Everything the routes share. */
+interface AppContext {
+  readonly config: ServerConfig;
+  readonly logger: Logger;
+  readonly backend: Backend;
+  readonly catalogs: CatalogStore;
+  readonly queue: RequestQueue;
+  readonly metrics: ServerMetrics;
+  readonly state: { ready: boolean; draining: boolean };
+}
+
+function createApp(context: AppContext): express.Express {
+  const { config, logger, metrics, state } = context;
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(requestLogger(logger));
+  app.use(recordMetrics(metrics));
+
+  const openApi = JSON.stringify(buildOpenApi(packageVersion()));
+  app.get('/healthz', (_request, response) => {
+    response.json({ status: 'ok' });
+  });
+  app.get('/readyz', (_request, response) => {
+    if (state.ready) {
+      response.json({ status: 'ready' });
+      return;
+    }
+    const detail = state.draining ? 'the server is shutting down' : 'the server is starting';
+    sendProblem(response, problem(503, 'not-ready', detail));
+  });
+  app.get('/metrics', async (_request, response) => {
+    response.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.get('/openapi.json', (_request, response) => {
+    response.type('application/json').send(openApi);
+  });
+
+  const v1 = express.Router();
+  if (config.apiKeys.length > 0) v1.use(requireBearerKey(config.apiKeys));
+  const json = express.json({ limit: config.bodyLimit, type: ['application/json', 'application/*+json'] });
+  const raw = express.raw({ limit: config.bodyLimit, type: [NPY_TYPE, RAW_TYPE] });
+  registerCatalogRoutes(v1, context, json, raw);
+  registerScoreRoutes(v1, context, json);
+  app.use('/v1', v1);
+
+  app.use((request, _response, next) => {
+    next(problem(404, 'not-found', `no route for ${request.method} ${request.path}`));
+  });
+  app.use(handleError);
+  return app;
+}
+
+type Middleware = express.RequestHandler;
+
+function registerCatalogRoutes(
+  router: express.Router,
+  context: AppContext,
+  json: Middleware,
+  raw: Middleware,
+): void {
+  const { catalogs } = context;
+  router.get('/catalogs', (_request, response) => {
+    response.json({ catalogs: catalogs.list() });
+  });
+  router.get('/catalogs/:name', (request, response) => {
+    response.json(catalogs.describe(String(request.params.name)));
+  });
+  router.delete('/catalogs/:name', async (request, response) => {
+    await catalogs.delete(String(request.params.name));
+    response.status(204).end();
+  });
+  router.put('/catalogs/:name', json, raw, async (request, response) => {
+    const upload = await readUpload(request);
+    const { info, created } = await catalogs.put(String(request.params.name), upload);
+    request.log.info({ catalog: info.name, rows: info.rows, dim: info.dim }, 'catalog stored');
+    response.status(created ? 201 : 200).json(info);
+  });
+}
+
+/** Reads a catalog upload from a JSON, `.npy` or raw float32 body. */
+async function readUpload(request: Request): Promise<CatalogUpload> {
+  if (Buffer.isBuffer(request.body)) {
+    if (request.is(NPY_TYPE)) return { vectors: await parseNpyBody(request.body) };
+    return { vectors: parseRawBody(request.body, request.get('X-Shape'), request.query) };
+  }
+  requireJson(request, `application/json, ${NPY_TYPE} or ${RAW_TYPE}`);
+  const body = parseBody(contentSetSchema, request.body);
+  return { vectors: vectorInput(body, 'contents'), ...(body.weights ? { weights: body.weights } : {}) };
+}
+
+function registerScoreRoutes(router: express.Router, context: AppContext, json: Middleware): void {
+  const { catalogs, backend, metrics } = context;
+
+  router.post('/catalogs/:name/score', json, async (request, response) => {
+    requireJson(request, 'application/json');
+    const body = parseBody(catalogScoreSchema, request.body);
+    const lease = catalogs.lease(String(request.params.name));
+    const results = await runScoring(context, request, response, lease.release, (signal) =>
+      collectResults(lease.catalog, body, context.config.blockUsers, signal),
+    );
+    if (results === undefined) return;
+    metrics.pairs.inc({ endpoint: 'score' }, results.length * lease.catalog.contents.rows);
+    sendResults(response, results);
+  });
+
+  router.post('/score', json, async (request, response) => {
+    requireJson(request, 'application/json');
+    const body = parseBody(inlineScoreSchema, request.body);
+    const results = await runScoring(context, request, response, undefined, async (signal) => {
+      const catalog = await prepareCatalog({
+        contents: vectorInput(body.contents, 'contents'),
+        ...(body.contents.weights ? { weights: body.contents.weights } : {}),
+        backend,
+      });
+      try {
+        return await collectResults(catalog, body, context.config.blockUsers, signal);
+      } finally {
+        catalog.dispose();
+      }
+    });
+    if (results === undefined) return;
+    metrics.pairs.inc({ endpoint: 'score' }, results.length * body.contents.vectors.length);
+    sendResults(response, results);
+  });
+
+  router.post('/pairs', json, async (request, response) => {
+    requireJson(request, 'application/json');
+    const body = parseBody(pairsSchema, request.body);
+    const lease = body.catalog === undefined ? undefined : catalogs.lease(body.catalog);
+    const scores = await runScoring(context, request, response, lease?.release, async () => {
+      const users = buildCosineIndex(toVectorSet(vectorInput(body.users, 'users'), 'users'));
+      const contents =
+        lease?.index ?? buildCosineIndex(toVectorSet(vectorInput(body.contents!, 'contents'), 'contents'));
+      if (users.set.dim !== contents.set.dim) {
+        throw new AttnScoreError(
+          'DIMENSION_MISMATCH',
+          messages.dimensionMismatch(users.set.dim, contents.set.dim),
+        );
+      }
+      return scorePairs(users, contents, body.pairs);
+    });
+    if (scores === undefined) return;
+    metrics.pairs.inc({ endpoint: 'pairs' }, scores.length);
+    response.type('application/json').send(`{"scores":[${Array.from(scores).join(',')}]}`);
+  });
+}
+
+/**
+ * Runs `work` through the queue with the request's timeout. Returns its
+ * result, or undefined when the client closed the connection first. Throws a
+ * 429 problem when the queue is full, and a 503 problem when the timeout
+ * passes, after which the work stops at its next block. `release` runs once the work
+ * has settled or was never started.
+ */
+async function runScoring<T>(
+  context: AppContext,
+  request: Request,
+  response: Response,
+  release: (() => void) | undefined,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T | undefined> {
+  const controller = new AbortController();
+  const { timeoutMs } = context.config;
+  const timer = setTimeout(() => controller.abort(new TimeoutError(timeoutMs)), timeoutMs);
+  const onClose = (): void => {
+    if (!response.writableFinished) controller.abort(new Error('the client closed the connection'));
+  };
+  response.on('close', onClose);
+  const task = context.queue.run(() => work(controller.signal), controller.signal);
+  void task.finally(() => release?.()).catch(() => {});
+  const aborted = new Promise<never>((_resolve, reject) => {
+    controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+  });
+  aborted.catch(() => {});
+  try {
+    return await Promise.race([task, aborted]);
+  } catch (error) {
+    if (error instanceof QueueFullError) {
+      throw problem(429, 'queue-full', `${error.message}; retry later`, {}, { 'Retry-After': RETRY_AFTER_SECONDS });
+    }
+    if (error instanceof TimeoutError) {
+      request.log.warn({ timeoutMs }, 'scoring timed out; the work stops after its current block');
+      throw problem(503, 'timeout', error.message, {}, { 'Retry-After': RETRY_AFTER_SECONDS });
+    }
+    if (controller.signal.aborted && response.destroyed) {
+      request.log.info('the client closed the connection; scoring stopped');
+      return undefined;
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    response.off('close', onClose);
+  }
+}
+
+/** The reason a request's signal aborts when its time is up. */
+class TimeoutError extends Error {
+  constructor(timeoutMs: number) {
+    super(`scoring took longer than the server's limit of ${timeoutMs} ms`);
+    this.name = 'TimeoutError';
+  }
+}
+
+async function collectResults(
+  catalog: PreparedCatalog,
+  body: CatalogScoreBody,
+  blockUsers: number,
+  signal: AbortSignal,
+): Promise<UserResult[]> {
+  const results: UserResult[] = [];
+  const blocks = scoreCatalogBlocks(catalog, {
+    users: vectorInput(body.users, 'users'),
+    k: body.k,
+    alpha: body.alpha,
+    beta: body.beta,
+    gamma: body.gamma,
+    minScore: body.minScore,
+    normalizeWeights: body.normalizeWeights,
+    ...(body.exclude ? { exclude: body.exclude } : {}),
+    blockUsers,
+    signal,
+  });
+  for await (const block of blocks) results.push(...block.results);
+  return results;
+}
+
+/** Sends results as `{"results": [...]}`, each exactly as the command line's JSONL line. */
+function sendResults(response: Response, results: readonly UserResult[]): void {
+  const lines = results.map((result) => formatJsonlLine(result).slice(0, -1));
+  response.type('application/json').send(`{"results":[${lines.join(',')}]}`);
+}
+
+function vectorInput(set: VectorSetBody | ContentSetBody, source: string): VectorInput {
+  return { data: set.vectors, ...(set.ids ? { ids: set.ids } : {}), source };
+}
+
+/** Rejects a body that no JSON parser read, which Express 5 leaves undefined. */
+function requireJson(request: Request, expected: string): void {
+  if (request.body === undefined) {
+    const given = request.get('Content-Type') ?? 'none';
+    throw problem(415, 'unsupported-media-type', `Content-Type must be ${expected} (got ${given})`);
+  }
+}
+
+function requestLogger(logger: Logger): Middleware {
+  return pinoHttp({
+    logger,
+    genReqId(request: IncomingMessage, response) {
+      const given = request.headers['x-request-id'];
+      const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+      response.setHeader('X-Request-Id', id);
+      return id;
+    },
+    // Only these fields are logged, so headers such as Authorization never reach the log.
+    serializers: {
+      req: (request: { id: unknown; method: string; url: string }) => ({
+        id: request.id,
+        method: request.method,
+        url: request.url,
+      }),
+      res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
+    },
+    customLogLevel(_request, response, error) {
+      if (error !== undefined || response.statusCode >= 500) return 'error';
+      return response.statusCode >= 400 ? 'warn' : 'info';
+    },
+  });
+}
+
+function recordMetrics(metrics: ServerMetrics): Middleware {
+  return (request, response, next) => {
+    const started = process.hrtime.bigint();
+    response.on('finish', () => {
+      // After an error, Express has already reset baseUrl, so the /v1 prefix comes from the URL.
+      const prefix = request.originalUrl.startsWith('/v1/') ? '/v1' : '';
+      const route = request.route ? `${prefix}${String(request.route.path)}` : 'unmatched';
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.requests.inc({ method: request.method, route, status: String(response.statusCode) });
+      metrics.duration.observe({ method: request.method, route }, seconds);
+    });
+    next();
+  };
+}
+
+function handleError(error: unknown, request: Request, response: Response, next: NextFunction): void {
+  const problemError = toProblemError(error);
+  const status = problemError.problem.status;
+  if (status >= 500 && !(error instanceof ProblemError)) {
+    request.log.error({ err: error }, 'request failed with an internal error');
+  } else {
+    request.log.info({ problem: problemError.problem.type, detail: problemError.message }, 'request rejected');
+  }
+  if (response.headersSent) {
+    next(error);
+    return;
+  }
+  sendProblem(response, problemError, String(request.id));
+}
+
+/** Reads the package version; dist/server and src/server both lie two levels below the root. */
+function packageVersion(): string {
+  const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  return (JSON.parse(text) as { version: string }).version;
+}

@@ -1,0 +1,92 @@
+/**
+ * Binary catalog uploads: a `.npy` file (`application/x-npy`), or raw
+ * little-endian float32 values (`application/octet-stream`) whose shape comes
+ * from the `X-Shape: ROWS,DIM` header or the `rows` and `dim` query
+ * parameters. Ids are row numbers and weights are 1, because the body holds
+ * only the vectors.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readNpy } from '../io/npy.js';
+import type { VectorInput } from '../vectors.js';
+import { problem } from './problems.js';
+
+/** Media types of binary uploads. */
+export const NPY_TYPE = 'application/x-npy';
+export const RAW_TYPE = 'application/octet-stream';
+
+/** Reads a `.npy` body with the file reader's checks, through a temporary file. */
+export async function parseNpyBody(body: Buffer): Promise<VectorInput> {
+  const folder = await mkdtemp(join(tmpdir(), 'attnscore-upload-'));
+  try {
+    const path = join(folder, 'body.npy');
+    await writeFile(path, body);
+    const array = await readNpy(path, { source: 'request body' });
+    return { data: array.data, rows: array.rows, dim: array.columns, source: 'contents' };
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Reads a raw float32 body of the shape given by `shapeHeader` (`ROWS,DIM`)
+ * or by `rows` and `dim`, either of which may be left out when the other
+ * divides the value count.
+ */
+export function parseRawBody(
+  body: Buffer,
+  shapeHeader: string | undefined,
+  query: { rows?: unknown; dim?: unknown },
+): VectorInput {
+  if (body.length % 4 !== 0) {
+    throw problem(400, 'invalid-body', `a float32 body needs a multiple of 4 bytes (got ${body.length})`, {
+      rule: 'float32_length',
+    });
+  }
+  const values = body.length / 4;
+  let rows: number | undefined;
+  let dim: number | undefined;
+  if (shapeHeader !== undefined) {
+    const match = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(shapeHeader);
+    if (!match) {
+      throw problem(400, 'invalid-shape', `X-Shape must be "ROWS,DIM" (got ${JSON.stringify(shapeHeader)})`, {
+        value: shapeHeader,
+        rule: 'shape',
+      });
+    }
+    rows = Number(match[1]);
+    dim = Number(match[2]);
+  } else {
+    rows = positive(query.rows, 'rows');
+    dim = positive(query.dim, 'dim');
+  }
+  if (dim === undefined && rows !== undefined && rows > 0 && values % rows === 0) dim = values / rows;
+  if (rows === undefined && dim !== undefined && dim > 0 && values % dim === 0) rows = values / dim;
+  if (rows === undefined || dim === undefined || rows * dim !== values || rows === 0 || dim === 0) {
+    throw problem(
+      400,
+      'invalid-shape',
+      `the body holds ${values} float32 values, which does not match the shape ` +
+        `${String(rows ?? '?')} x ${String(dim ?? '?')}; give X-Shape: ROWS,DIM or ?rows=&dim=`,
+      { rule: 'shape' },
+    );
+  }
+  // Copy into a fresh buffer: the body's offset in its pool need not be a multiple of 4.
+  const data = new Float32Array(values);
+  new Uint8Array(data.buffer).set(body);
+  // NOTE: this assumes a little-endian host, as every platform Node supports in practice is.
+  return { data, rows, dim, source: 'contents' };
+}
+
+function positive(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value);
+  if (!/^\d+$/.test(text) || Number(text) < 1) {
+    throw problem(400, 'invalid-shape', `${name} must be a positive integer (got ${JSON.stringify(text)})`, {
+      value: text,
+      rule: 'positive_integer',
+    });
+  }
+  return Number(text);
+}

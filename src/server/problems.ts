@@ -1,0 +1,132 @@
+/**
+ * Errors as RFC 9457 problem details (`application/problem+json`): a `type`
+ * URI, `title`, `status` and `detail`, plus `pointer`, `value` and `rule` for
+ * a field that failed validation, and `requestId` to find the log line.
+ */
+import type { Response } from 'express';
+import { isInputError, type ErrorCode } from '../scoring/errors.js';
+
+/** The media type of every error body. */
+export const PROBLEM_TYPE = 'application/problem+json';
+
+/** The fields of one problem, before `requestId` is added. */
+export interface Problem {
+  /** A URN naming the kind of problem, e.g. `urn:attnscore:problem:invalid-body`. */
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly detail: string;
+  /** JSON Pointer (RFC 6901) to the offending field of the request body. */
+  readonly pointer?: string;
+  /** The offending value, shortened to at most {@link MAX_VALUE_CHARS} characters of JSON. */
+  readonly value?: unknown;
+  /** The rule the value broke, such as a zod issue code or an engine error code. */
+  readonly rule?: string;
+}
+
+/** Longest JSON text of a rejected value echoed back, so that a huge array is not. */
+export const MAX_VALUE_CHARS = 200;
+
+const titles: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** An error that a handler throws to send a given problem as the response. */
+export class ProblemError extends Error {
+  readonly problem: Problem;
+  /** Extra response headers, such as `Retry-After`. */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(problem: Problem, headers: Readonly<Record<string, string>> = {}) {
+    super(problem.detail);
+    this.name = 'ProblemError';
+    this.problem = problem;
+    this.headers = headers;
+  }
+}
+
+/** Builds a problem of `status` whose type URN ends in `slug`. */
+export function problem(
+  status: number,
+  slug: string,
+  detail: string,
+  field: Pick<Problem, 'pointer' | 'value' | 'rule'> = {},
+  headers: Readonly<Record<string, string>> = {},
+): ProblemError {
+  const value = field.value === undefined ? {} : { value: shorten(field.value) };
+  return new ProblemError({
+    type: `urn:attnscore:problem:${slug}`,
+    title: titles[status] ?? 'Error',
+    status,
+    detail,
+    ...(field.pointer === undefined ? {} : { pointer: field.pointer }),
+    ...value,
+    ...(field.rule === undefined ? {} : { rule: field.rule }),
+  }, headers);
+}
+
+/**
+ * Maps any thrown value to a problem: a {@link ProblemError} as it is, an
+ * engine input error to 400 with its message and code, a body-parser error to
+ * its status, and anything else to a 500 that reveals nothing internal.
+ */
+export function toProblemError(error: unknown): ProblemError {
+  if (error instanceof ProblemError) return error;
+  if (isInputError(error)) {
+    return problem(400, slugOf(error.code), error.message, { rule: error.code });
+  }
+  const parser = bodyParserError(error);
+  if (parser !== undefined) return parser;
+  return problem(500, 'internal', 'the server failed to handle the request; see its log');
+}
+
+/** Sends `error` as `application/problem+json`, with the request id when there is one. */
+export function sendProblem(response: Response, error: ProblemError, requestId?: string): void {
+  for (const [name, value] of Object.entries(error.headers)) response.setHeader(name, value);
+  const body = { ...error.problem, ...(requestId === undefined ? {} : { requestId }) };
+  response.status(error.problem.status).type(PROBLEM_TYPE).send(JSON.stringify(body));
+}
+
+/** Converts an engine error code such as `UNKNOWN_ID` to a slug such as `unknown-id`. */
+function slugOf(code: ErrorCode): string {
+  return code.toLowerCase().replace(/_/g, '-');
+}
+
+/** Maps the errors that Express's body parsers raise, which carry `type` and `status`. */
+function bodyParserError(error: unknown): ProblemError | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { type, status, limit } = error as { type?: unknown; status?: unknown; limit?: unknown };
+  if (type === 'entity.too.large') {
+    return problem(413, 'body-too-large', `the request body exceeds the limit of ${String(limit)} bytes`);
+  }
+  if (type === 'entity.parse.failed') {
+    return problem(400, 'invalid-json', 'the request body is not valid JSON');
+  }
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+    return problem(415, 'unsupported-encoding', 'the request body has an unsupported encoding');
+  }
+  if (typeof status === 'number' && status >= 400 && status < 500 && typeof type === 'string') {
+    return problem(status, 'invalid-body', `the request body could not be read (${type})`);
+  }
+  return undefined;
+}
+
+/** Returns `value`, or a truncated JSON string of it when its JSON is long. */
+function shorten(value: unknown): unknown {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    return String(value);
+  }
+  if (text === undefined) return String(value);
+  return text.length <= MAX_VALUE_CHARS ? value : `${text.slice(0, MAX_VALUE_CHARS)}...`;
+}

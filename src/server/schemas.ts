@@ -1,0 +1,143 @@
+/**
+ * Request body schemas (zod 4) and the parser that turns the first failed
+ * rule into a 400 problem with the field's JSON Pointer, value and rule.
+ * Finite values that overflow float32, and duplicate ids, are left to the
+ * engine, whose messages name the row and column.
+ */
+import { z } from 'zod';
+import { MAX_ABS_ALPHA } from '../scoring/params.js';
+import { problem, type ProblemError } from './problems.js';
+
+/** Catalog names: also used as file names in the data folder, so no slashes or leading dots. */
+export const CATALOG_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** A user or content id: a string, or an integer as a row number would be. */
+export const idSchema = z.union([z.string().min(1).max(1024), z.int()]);
+
+/** Rows of numbers, every row as long as the first. */
+const matrixSchema = z
+  .array(z.array(z.number()).min(1, 'a vector needs at least one value'))
+  .min(1, 'at least one vector is required')
+  .superRefine((rows, context) => {
+    const dim = rows[0]?.length ?? 0;
+    for (let row = 1; row < rows.length; row++) {
+      if (rows[row]!.length !== dim) {
+        context.addIssue({
+          code: 'custom',
+          path: [row],
+          input: rows[row]!.length,
+          params: { rule: 'equal_dimensions' },
+          message: `row ${row} has ${rows[row]!.length} values but row 0 has ${dim}`,
+        });
+        return;
+      }
+    }
+  });
+
+/** Checks that `ids` (and `weights`, for contents) have one entry per vector. */
+function checkLengths(
+  set: { ids?: unknown[] | undefined; vectors: unknown[]; weights?: unknown[] | undefined },
+  context: z.RefinementCtx,
+): void {
+  for (const field of ['ids', 'weights'] as const) {
+    const values = set[field];
+    if (values !== undefined && values.length !== set.vectors.length) {
+      context.addIssue({
+        code: 'custom',
+        path: [field],
+        input: values.length,
+        params: { rule: 'one_per_vector' },
+        message: `${field} has ${values.length} entries but there are ${set.vectors.length} vectors`,
+      });
+    }
+  }
+}
+
+/** Users: vectors with optional ids (row numbers when omitted). */
+export const vectorSetSchema = z
+  .strictObject({
+    ids: z.array(idSchema).optional(),
+    vectors: matrixSchema,
+  })
+  .superRefine(checkLengths);
+
+/** Contents: vectors with optional ids and weights (1 each when omitted). */
+export const contentSetSchema = z
+  .strictObject({
+    ids: z.array(idSchema).optional(),
+    vectors: matrixSchema,
+    weights: z.array(z.number()).optional(),
+  })
+  .superRefine(checkLengths);
+
+/** Scoring parameters shared by both score endpoints. */
+const parameterShape = {
+  k: z.int().min(1).max(1_000_000).optional(),
+  alpha: z.number().min(-MAX_ABS_ALPHA).max(MAX_ABS_ALPHA).optional(),
+  beta: z.number().optional(),
+  gamma: z.number().optional(),
+  minScore: z.number().min(-1).max(1).optional(),
+  normalizeWeights: z.boolean().optional(),
+  exclude: z.record(z.string(), z.array(idSchema)).optional(),
+};
+
+/** Body of `POST /v1/catalogs/{name}/score`. */
+export const catalogScoreSchema = z.strictObject({ users: vectorSetSchema, ...parameterShape });
+
+/** Body of `POST /v1/score`. */
+export const inlineScoreSchema = z.strictObject({
+  users: vectorSetSchema,
+  contents: contentSetSchema,
+  ...parameterShape,
+});
+
+/** Body of `POST /v1/pairs`: the contents by catalog name or inline, not both. */
+export const pairsSchema = z
+  .strictObject({
+    users: vectorSetSchema,
+    catalog: z.string().regex(CATALOG_NAME).optional(),
+    contents: contentSetSchema.optional(),
+    pairs: z.array(z.tuple([idSchema, idSchema])),
+  })
+  .superRefine((body, context) => {
+    if ((body.catalog === undefined) === (body.contents === undefined)) {
+      context.addIssue({
+        code: 'custom',
+        path: [],
+        params: { rule: 'catalog_xor_contents' },
+        message: 'give exactly one of "catalog" and "contents"',
+      });
+    }
+  });
+
+export type VectorSetBody = z.infer<typeof vectorSetSchema>;
+export type ContentSetBody = z.infer<typeof contentSetSchema>;
+export type CatalogScoreBody = z.infer<typeof catalogScoreSchema>;
+export type InlineScoreBody = z.infer<typeof inlineScoreSchema>;
+export type PairsBody = z.infer<typeof pairsSchema>;
+
+/** Validates `body` against `schema`, throwing a 400 problem for the first issue. */
+export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const result = schema.safeParse(body, { reportInput: true });
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const pointer = toPointer(issue.path);
+  const customRule = issue.code === 'custom' ? (issue.params?.rule as string | undefined) : undefined;
+  const where = pointer === '' ? 'request body' : pointer;
+  return throwProblem(
+    problem(400, 'invalid-body', `${where}: ${issue.message}`, {
+      pointer,
+      ...('input' in issue && issue.input !== undefined ? { value: issue.input } : {}),
+      rule: customRule ?? issue.code,
+    }),
+  );
+}
+
+/** Formats a zod path as a JSON Pointer (RFC 6901), e.g. `/users/vectors/3/1`. */
+export function toPointer(path: readonly PropertyKey[]): string {
+  return path.map((key) => `/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
+}
+
+function throwProblem(error: ProblemError): never {
+  throw error;
+}
