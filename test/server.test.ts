@@ -4,6 +4,7 @@
  * with `score()` and with the command line's JSONL output.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -216,36 +217,44 @@ describe('server', () => {
     }
   });
 
-  it('sample matches the command line JSONL', async () => {
+  const realCases = [
+    { name: 'sample', folder: 'sample', alpha: 1.5, beta: 0.001, gamma: -8, k: 10 },
+    { name: 'fashion-t10k-pca100', folder: '../shared/data/fashion-t10k-pca100', alpha: 1.5, beta: 0.001, gamma: -8, k: 20 },
+  ];
+  for (const realCase of realCases) {
+  const present = existsSync(`${realCase.folder}/users.npy`);
+  const title = `real case ${realCase.name} matches the command line JSONL`;
+  it.skipIf(!present)(present ? title : `${title} (skipped: data folder not found)`, async () => {
     const folder = await mkdtemp(join(tmpdir(), 'attnscore-server-'));
+    const input = (name: string) => `${realCase.folder}/${name}`;
+    const parameters = { alpha: realCase.alpha, beta: realCase.beta, gamma: realCase.gamma, k: realCase.k };
     try {
       const out = join(folder, 'scores.jsonl');
       await promisify(execFile)(process.execPath, [
         'bin/attnscore.js', 'score',
-        '--users', 'sample/users.npy', '--user-ids', 'sample/user_ids.txt',
-        '--contents', 'sample/contents.npy', '--content-ids', 'sample/content_ids.txt',
-        '--weights', 'sample/content_weights.npy',
-        '--alpha', '1.5', '--beta', '0.001', '--gamma', '-8', '--threads', '1', '--out', out, '--quiet',
+        '--users', input('users.npy'), '--user-ids', input('user_ids.txt'),
+        '--contents', input('contents.npy'), '--content-ids', input('content_ids.txt'),
+        '--weights', input('content_weights.npy'),
+        ...Object.entries(parameters).flatMap(([name, value]) => [`--${name}`, String(value)]),
+        '--threads', '1', '--out', out, '--quiet',
       ]);
       const cliLines = (await readFile(out, 'utf8')).trimEnd().split('\n');
-      const sampleUsers = loadNpy('sample/users.npy');
-      const sampleContents = loadNpy('sample/contents.npy');
-      const sampleWeights = loadNpy('sample/content_weights.npy');
-      const ids = async (file: string) => (await readFile(file, 'utf8')).trimEnd().split('\n');
+      const users = loadNpy(input('users.npy'));
+      const contentVectors = loadNpy(input('contents.npy'));
+      const weights = loadNpy(input('content_weights.npy'));
+      const ids = async (file: string) => (await readFile(input(file), 'utf8')).trimEnd().split('\n');
       const catalog = {
-        ids: await ids('sample/content_ids.txt'),
-        vectors: rowsOf(Float32Array.from(sampleContents.data), sampleContents.shape[1]!),
-        weights: Array.from(sampleWeights.data),
+        ids: await ids('content_ids.txt'),
+        vectors: rowsOf(Float32Array.from(contentVectors.data), contentVectors.shape[1]!),
+        weights: Array.from(weights.data),
       };
-      expect((await send(server, 'PUT', '/v1/catalogs/sample', catalog)).status).toBe(201);
-      const response = await send(server, 'POST', '/v1/catalogs/sample/score', {
+      expect((await send(server, 'PUT', `/v1/catalogs/${realCase.name}`, catalog)).status).toBe(201);
+      const response = await send(server, 'POST', `/v1/catalogs/${realCase.name}/score`, {
         users: {
-          ids: await ids('sample/user_ids.txt'),
-          vectors: rowsOf(Float32Array.from(sampleUsers.data), sampleUsers.shape[1]!),
+          ids: await ids('user_ids.txt'),
+          vectors: rowsOf(Float32Array.from(users.data), users.shape[1]!),
         },
-        alpha: 1.5,
-        beta: 0.001,
-        gamma: -8,
+        ...parameters,
       });
       expect(response.status).toBe(200);
       const lines = resultLines(await response.text());
@@ -255,6 +264,7 @@ describe('server', () => {
       await rm(folder, { recursive: true, force: true });
     }
   });
+  }
 
   it('pairs return float64 cosines in order', async () => {
     const userVectors = [[1, 0, 0], [0, 0, 0], [1, 1, 0]];
