@@ -222,48 +222,48 @@ describe('server', () => {
     { name: 'fashion-t10k-pca100', folder: '../shared/data/fashion-t10k-pca100', alpha: 1.5, beta: 0.001, gamma: -8, k: 20 },
   ];
   for (const realCase of realCases) {
-  const present = existsSync(`${realCase.folder}/users.npy`);
-  const title = `real case ${realCase.name} matches the command line JSONL`;
-  it.skipIf(!present)(present ? title : `${title} (skipped: data folder not found)`, async () => {
-    const folder = await mkdtemp(join(tmpdir(), 'attnscore-server-'));
-    const input = (name: string) => `${realCase.folder}/${name}`;
-    const parameters = { alpha: realCase.alpha, beta: realCase.beta, gamma: realCase.gamma, k: realCase.k };
-    try {
-      const out = join(folder, 'scores.jsonl');
-      await promisify(execFile)(process.execPath, [
-        'bin/attnscore.js', 'score',
-        '--users', input('users.npy'), '--user-ids', input('user_ids.txt'),
-        '--contents', input('contents.npy'), '--content-ids', input('content_ids.txt'),
-        '--weights', input('content_weights.npy'),
-        ...Object.entries(parameters).flatMap(([name, value]) => [`--${name}`, String(value)]),
-        '--threads', '1', '--out', out, '--quiet',
-      ]);
-      const cliLines = (await readFile(out, 'utf8')).trimEnd().split('\n');
-      const users = loadNpy(input('users.npy'));
-      const contentVectors = loadNpy(input('contents.npy'));
-      const weights = loadNpy(input('content_weights.npy'));
-      const ids = async (file: string) => (await readFile(input(file), 'utf8')).trimEnd().split('\n');
-      const catalog = {
-        ids: await ids('content_ids.txt'),
-        vectors: rowsOf(Float32Array.from(contentVectors.data), contentVectors.shape[1]!),
-        weights: Array.from(weights.data),
-      };
-      expect((await send(server, 'PUT', `/v1/catalogs/${realCase.name}`, catalog)).status).toBe(201);
-      const response = await send(server, 'POST', `/v1/catalogs/${realCase.name}/score`, {
-        users: {
-          ids: await ids('user_ids.txt'),
-          vectors: rowsOf(Float32Array.from(users.data), users.shape[1]!),
-        },
-        ...parameters,
-      });
-      expect(response.status).toBe(200);
-      const lines = resultLines(await response.text());
-      expect(lines).toHaveLength(cliLines.length);
-      expect(lines).toEqual(cliLines);
-    } finally {
-      await rm(folder, { recursive: true, force: true });
-    }
-  });
+    const present = existsSync(`${realCase.folder}/users.npy`);
+    const title = `real case ${realCase.name} matches the command line JSONL`;
+    it.skipIf(!present)(present ? title : `${title} (skipped: data folder not found)`, async () => {
+      const folder = await mkdtemp(join(tmpdir(), 'attnscore-server-'));
+      const input = (name: string) => `${realCase.folder}/${name}`;
+      const parameters = { alpha: realCase.alpha, beta: realCase.beta, gamma: realCase.gamma, k: realCase.k };
+      try {
+        const out = join(folder, 'scores.jsonl');
+        await promisify(execFile)(process.execPath, [
+          'bin/attnscore.js', 'score',
+          '--users', input('users.npy'), '--user-ids', input('user_ids.txt'),
+          '--contents', input('contents.npy'), '--content-ids', input('content_ids.txt'),
+          '--weights', input('content_weights.npy'),
+          ...Object.entries(parameters).flatMap(([name, value]) => [`--${name}`, String(value)]),
+          '--threads', '1', '--out', out, '--quiet',
+        ]);
+        const cliLines = (await readFile(out, 'utf8')).trimEnd().split('\n');
+        const users = loadNpy(input('users.npy'));
+        const contentVectors = loadNpy(input('contents.npy'));
+        const weights = loadNpy(input('content_weights.npy'));
+        const ids = async (file: string) => (await readFile(input(file), 'utf8')).trimEnd().split('\n');
+        const catalog = {
+          ids: await ids('content_ids.txt'),
+          vectors: rowsOf(Float32Array.from(contentVectors.data), contentVectors.shape[1]!),
+          weights: Array.from(weights.data),
+        };
+        expect((await send(server, 'PUT', `/v1/catalogs/${realCase.name}`, catalog)).status).toBe(201);
+        const response = await send(server, 'POST', `/v1/catalogs/${realCase.name}/score`, {
+          users: {
+            ids: await ids('user_ids.txt'),
+            vectors: rowsOf(Float32Array.from(users.data), users.shape[1]!),
+          },
+          ...parameters,
+        });
+        expect(response.status).toBe(200);
+        const lines = resultLines(await response.text());
+        expect(lines).toHaveLength(cliLines.length);
+        expect(lines).toEqual(cliLines);
+      } finally {
+        await rm(folder, { recursive: true, force: true });
+      }
+    });
   }
 
   it('pairs return float64 cosines in order', async () => {
