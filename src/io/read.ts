@@ -6,7 +6,7 @@ import type { RowId, VectorSet } from '../scoring/types.js';
 import { readCsv } from './csv.js';
 import { readIds } from './ids.js';
 import { readJsonl, type TextVectors } from './jsonl.js';
-import { openNpy } from './npy.js';
+import { openNpy, type NpyFile } from './npy.js';
 
 export { readWeights } from './weights.js';
 
@@ -76,19 +76,27 @@ export function chooseFormat(path: string, format: VectorFormat | undefined): Ve
   return chosen;
 }
 
+/**
+ * Checks that a .npy file holds vectors: a 2-D array with at least one row and one column.
+ * The whole-file and the streaming readers make the same checks in the same order.
+ */
+export function checkNpyVectors(file: NpyFile, path: string): void {
+  const { shape } = file.header;
+  if (shape.length !== 2) {
+    throw new AttnScoreError(
+      'UNSUPPORTED_FORMAT',
+      messages.npyRank(path, shape, 'a 2-D array of shape (rows, dims)'),
+    );
+  }
+  if (file.rows === 0) throw new AttnScoreError('EMPTY_INPUT', messages.empty(path));
+  if (file.columns === 0) throw new AttnScoreError('EMPTY_INPUT', messages.zeroDim(path));
+}
+
 async function readNpyVectors(path: string, idsPath: string | undefined): Promise<VectorSet> {
   const file = await openNpy(path);
   let data: Float32Array;
   try {
-    const { shape } = file.header;
-    if (shape.length !== 2) {
-      throw new AttnScoreError(
-        'UNSUPPORTED_FORMAT',
-        messages.npyRank(path, shape, 'a 2-D array of shape (rows, dims)'),
-      );
-    }
-    if (file.rows === 0) throw new AttnScoreError('EMPTY_INPUT', messages.empty(path));
-    if (file.columns === 0) throw new AttnScoreError('EMPTY_INPUT', messages.zeroDim(path));
+    checkNpyVectors(file, path);
     data = await file.readRows(0, file.rows);
   } finally {
     await file.close();

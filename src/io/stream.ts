@@ -10,7 +10,7 @@ import { countCsvRows, readCsvRows } from './csv.js';
 import { checkIds, streamLines } from './ids.js';
 import { countJsonlRows, readJsonlRows, type TextRow } from './jsonl.js';
 import { openNpy, type NpyFile } from './npy.js';
-import { chooseFormat, type VectorFormat } from './read.js';
+import { checkNpyVectors, chooseFormat, type VectorFormat } from './read.js';
 
 /** A half-open range of rows, `start` included and `end` excluded, counted from 0. */
 export interface RowRange {
@@ -128,16 +128,7 @@ async function openNpyBlocks(
 ): Promise<UserBlockStream> {
   const file = await openNpy(path);
   try {
-    const { shape } = file.header;
-    // The same checks, in the same order, as readVectors makes for a whole .npy file.
-    if (shape.length !== 2) {
-      throw new AttnScoreError(
-        'UNSUPPORTED_FORMAT',
-        messages.npyRank(path, shape, 'a 2-D array of shape (rows, dims)'),
-      );
-    }
-    if (file.rows === 0) throw new AttnScoreError('EMPTY_INPUT', messages.empty(path));
-    if (file.columns === 0) throw new AttnScoreError('EMPTY_INPUT', messages.zeroDim(path));
+    checkNpyVectors(file, path);
     if (range !== undefined) checkRange(path, range, file.rows);
     if (idsPath !== undefined) await checkIds(idsPath, file.rows);
   } catch (error) {
