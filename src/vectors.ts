@@ -54,18 +54,22 @@ export function toVectorSet(input: VectorInput | VectorSet, defaultSource: strin
   return { ids, data, rows, dim, source, ...(weights ? { weights } : {}) };
 }
 
-/** Rejects a repeated id, as the file readers do; ids of different types are different. */
+/**
+ * Rejects a repeated id, as the file readers do. Ids are compared as strings, because
+ * exclusions and pairs look ids up by their string form (JSON object keys are strings), so 7
+ * and "7" could not be told apart there.
+ */
 function checkUniqueIds(ids: readonly RowId[], source: string): void {
-  const firstRow = new Map<RowId, number>();
+  const firstRow = new Map<string, number>();
   ids.forEach((id, row) => {
-    const first = firstRow.get(id);
+    const first = firstRow.get(String(id));
     if (first !== undefined) {
       throw new AttnScoreError(
         'INVALID_INPUT',
         messages.duplicateId(`${source} ids`, id, `row ${first}`, `row ${row}`),
       );
     }
-    firstRow.set(id, row);
+    firstRow.set(String(id), row);
   });
 }
 

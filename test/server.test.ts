@@ -364,6 +364,22 @@ describe('server', () => {
     expect((await expectProblem(overflow, 400)).rule).toBe('NON_FINITE_VALUE');
   });
 
+  it('ids equal as strings are duplicates', async () => {
+    const body = await expectProblem(
+      await send(server, 'PUT', '/v1/catalogs/mixed', { ids: [1, '1'], vectors: [[1, 0], [0, 1]] }),
+      400,
+    );
+    expect(body.detail).toMatch(/ids must be unique/);
+  });
+
+  it('bad paths, encodings and nesting are 400', async () => {
+    await expectProblem(await send(server, 'PUT', '/v1/catalogs/%FF', {}), 400);
+    const gzip = { ...auth, 'Content-Encoding': 'gzip', 'Content-Type': 'application/json' };
+    await expectProblem(await send(server, 'POST', '/v1/score', '{}', gzip), 400);
+    const deep = `{"users":{"vectors":[[1,${'['.repeat(5000)}${']'.repeat(5000)}]]}}`;
+    await expectProblem(await send(server, 'POST', '/v1/score', deep), 400);
+  });
+
   it('invalid JSON and media types', async () => {
     const invalid = await send(server, 'POST', '/v1/score', '{"users":', { ...auth, 'Content-Type': 'application/json' });
     expect((await expectProblem(invalid, 400)).type).toBe('urn:attnscore:problem:invalid-json');
@@ -493,6 +509,32 @@ describe('server limits', () => {
 });
 
 describe('server data folder', () => {
+  it('concurrent uploads of one name stay consistent', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'attnscore-race-'));
+    try {
+      const config = resolveServerConfig({ port: 0, threads: 1, dataDir }, {});
+      const server = await startServer({ config, logger: captureLogger([]) });
+      const upload = (rows: number, prefix: string) => ({
+        ids: Array.from({ length: rows }, (_, row) => `${prefix}${row}`),
+        vectors: rowsOf(randomMatrix(rows, DIM, rows), DIM),
+      });
+      const statuses = await Promise.all(
+        Array.from({ length: 8 }, (_, index) =>
+          send(server, 'PUT', '/v1/catalogs/race', index % 2 ? upload(30, 'B') : upload(20, 'A'), {}),
+        ),
+      );
+      for (const response of statuses) expect([200, 201]).toContain(response.status);
+      const info = (await (await send(server, 'GET', '/v1/catalogs/race', undefined, {})).json()) as { rows: number };
+      await server.close();
+      const saved = loadNpy(join(dataDir, 'race.npy'));
+      const metadata = JSON.parse(await readFile(join(dataDir, 'race.json'), 'utf8')) as { ids: string[] };
+      expect(saved.shape[0]).toBe(info.rows);
+      expect(metadata.ids).toHaveLength(info.rows);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('catalogs survive a restart', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'attnscore-data-'));
     try {

@@ -89,6 +89,8 @@ class CatalogEntry {
 /** The catalogs of one server, prepared on its backend. */
 export class CatalogStore {
   private readonly entries = new Map<string, CatalogEntry>();
+  /** The last save or delete of each name still running, so that writes of one name queue. */
+  private readonly pendingWrites = new Map<string, Promise<unknown>>();
   private readonly backend: Backend;
   private readonly dataDir: string | undefined;
   private readonly logger: Logger;
@@ -116,17 +118,36 @@ export class CatalogStore {
       ...(upload.weights ? { weights: upload.weights } : {}),
       backend: this.backend,
     });
-    const info = describe(name, catalog, new Date().toISOString());
+    return this.serialized(name, async () => {
+      const info = describe(name, catalog, new Date().toISOString());
+      try {
+        if (this.dataDir !== undefined) await this.save(name, catalog, info);
+      } catch (error) {
+        catalog.dispose();
+        throw error;
+      }
+      const previous = this.entries.get(name);
+      this.entries.set(name, new CatalogEntry(info, catalog));
+      previous?.remove();
+      return { info, created: previous === undefined };
+    });
+  }
+
+  /**
+   * Runs `task` after every earlier save or delete of `name` has finished.
+   * Saving writes two files, so two uploads of one name at once could
+   * otherwise leave the vectors of one beside the ids of the other.
+   */
+  private async serialized<T>(name: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.pendingWrites.get(name) ?? Promise.resolve();
+    const result = previous.catch(() => undefined).then(task);
+    const settled = result.catch(() => undefined);
+    this.pendingWrites.set(name, settled);
     try {
-      if (this.dataDir !== undefined) await this.save(name, catalog, info);
-    } catch (error) {
-      catalog.dispose();
-      throw error;
+      return await result;
+    } finally {
+      if (this.pendingWrites.get(name) === settled) this.pendingWrites.delete(name);
     }
-    const previous = this.entries.get(name);
-    this.entries.set(name, new CatalogEntry(info, catalog));
-    previous?.remove();
-    return { info, created: previous === undefined };
   }
 
   /** Descriptions of every catalog, by name. */
@@ -148,13 +169,18 @@ export class CatalogStore {
 
   /** Deletes `name` and its saved files; throws a 404 problem when there is none. */
   async delete(name: string): Promise<void> {
-    const entry = this.entry(name);
-    this.entries.delete(name);
-    entry.remove();
-    if (this.dataDir !== undefined) {
-      await rm(join(this.dataDir, `${name}.json`), { force: true });
-      await rm(join(this.dataDir, `${name}.npy`), { force: true });
-    }
+    this.entry(name);
+    await this.serialized(name, async () => {
+      const entry = this.entry(name);
+      // The files go first, so that a folder that cannot be written keeps the catalog
+      // both in memory and on disk instead of bringing it back at the next start.
+      if (this.dataDir !== undefined) {
+        await rm(join(this.dataDir, `${name}.json`), { force: true });
+        await rm(join(this.dataDir, `${name}.npy`), { force: true });
+      }
+      this.entries.delete(name);
+      entry.remove();
+    });
   }
 
   /**

@@ -116,6 +116,14 @@ function bodyParserError(error: unknown): ProblemError | undefined {
   if (typeof status === 'number' && status >= 400 && status < 500 && typeof type === 'string') {
     return problem(status, 'invalid-body', `the request body could not be read (${type})`);
   }
+  // Other client errors that carry a 4xx status: a path parameter that is not valid
+  // percent-encoding (URIError from the router), or a body whose Content-Encoding does not
+  // match its bytes (zlib errors from the body parser).
+  const statusCode = typeof status === 'number' ? status : (error as { statusCode?: unknown }).statusCode;
+  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
+    const detail = error instanceof URIError ? 'the request path is not valid percent-encoding' : 'the request body could not be read';
+    return problem(statusCode, 'invalid-request', detail);
+  }
   return undefined;
 }
 
@@ -125,7 +133,8 @@ function shorten(value: unknown): unknown {
   try {
     text = JSON.stringify(value);
   } catch {
-    return String(value);
+    // A value nested too deeply for JSON.stringify overflows String() as well.
+    return '[a value too deeply nested to show]';
   }
   if (text === undefined) return String(value);
   return text.length <= MAX_VALUE_CHARS ? value : `${text.slice(0, MAX_VALUE_CHARS)}...`;
