@@ -42,7 +42,7 @@
 import { expProduct_f32x4, LOG2E } from './exp';
 import { TILE_CONTENTS, TILE_USERS } from './layout';
 import { madd, sumLanes4 } from './simd';
-import { insertTile } from './topk';
+import { insertTile, sortLists } from './topk';
 
 /** Bytes of one spilled 4 x 8 float32 tile. */
 const TILE_SCORE_BYTES: usize = <usize>(TILE_USERS * TILE_CONTENTS * 4);
@@ -297,6 +297,7 @@ export function scoreBlock(
       v128.store(cxPtr, cxHigh_f64x2, 16);
     }
   }
+  sortLists(userRows, k, topScores, topRows, counts);
 }
 
 /** Stores a tile of 8 f32x4 at `sums`, or adds it to what is there when `overwrite` is false. */

@@ -186,6 +186,13 @@ describe.each(backendCases)('backend $label', ({ create, unavailable }) => {
       expect(results[0]!.top.map((m) => m.content)).toEqual([0, 1, 2, 3, 4]);
     });
 
+    it('matches with a large k, ties and exclusions', async () => {
+      const test = randomCase(9, 700, 12, 404, { k: 300, minScore: -0.5 });
+      for (let row = 0; row < 700; row += 7) copyRow(test.contents, 12, 3, row);
+      test.options = { ...test.options, exclude: { '2': [3, 10, 699], '8': [0, 1, 2] } };
+      await expectMatchesReference(backend, test);
+    });
+
     it('returns all C contents when k > C', async () => {
       const results = await expectMatchesReference(backend, randomCase(6, 5, 9, 8, { k: 50 }));
       for (const result of results) expect(result.top).toHaveLength(5);
