@@ -6,6 +6,7 @@ import { AttnScoreError } from './scoring/errors.js';
 import { messages } from './scoring/messages.js';
 import type { RowId, VectorSet } from './scoring/types.js';
 import { readVectors, readWeights } from './io/index.js';
+import { scaleTinyRow } from './io/common.js';
 
 /** Vectors given in memory: a flat row-major array with its shape, or one array per row. */
 export interface VectorInput {
@@ -94,8 +95,13 @@ function flatten(
     if (rows * dim !== data.length) {
       throw new AttnScoreError('INVALID_INPUT', messages.dataLength(source, data.length, rows, dim));
     }
-    if (data instanceof Float64Array) checkFinite(data, dim, source);
-    return { data: data instanceof Float32Array ? data : Float32Array.from(data), rows, dim };
+    if (data instanceof Float32Array) return { data, rows, dim };
+    checkFinite(data, dim, source);
+    const converted = new Float32Array(rows * dim);
+    for (let row = 0; row < rows; row++) {
+      converted.set(scaleTinyRow(data.slice(row * dim, (row + 1) * dim)), row * dim);
+    }
+    return { data: converted, rows, dim };
   }
   if (!Array.isArray(data)) {
     throw new AttnScoreError(
@@ -106,6 +112,7 @@ function flatten(
   const rows = data.length;
   const dim = rows > 0 ? data[0]!.length : 0;
   const flat = new Float32Array(rows * dim);
+  const rowValues = new Float64Array(dim);
   for (let row = 0; row < rows; row++) {
     const vector = data[row]!;
     if (vector.length !== dim) {
@@ -119,8 +126,9 @@ function flatten(
       if (typeof value !== 'number' || !Number.isFinite(value) || !fitsFloat32(value)) {
         throw new AttnScoreError('NON_FINITE_VALUE', messages.nonFinite(source, row, column, value));
       }
-      flat[row * dim + column] = value;
+      rowValues[column] = value;
     }
+    flat.set(scaleTinyRow(rowValues), row * dim);
   }
   return { data: flat, rows, dim };
 }

@@ -96,6 +96,30 @@ export function checkFloat32(value: number, at: string, column: number): void {
 }
 
 /** A float32 buffer that grows by doubling, for readers that do not know the row count. */
+/**
+ * Rows whose largest |value| is below this are scaled up by powers of two
+ * before they are rounded to float32: their values would otherwise round to
+ * float32 subnormals or to zero, losing the direction of the vector. Cosine
+ * does not depend on scale, and multiplying by a power of two is exact.
+ */
+const TINY_ROW_MAX = 2 ** -100;
+
+/**
+ * Scales a float64 row in place so that its largest |value| is at least
+ * 2^-100, when it is smaller and not zero, and returns it. Rows in the usual
+ * range are returned unchanged.
+ */
+export function scaleTinyRow<T extends number[] | Float64Array>(values: T): T {
+  let max = 0;
+  for (let i = 0; i < values.length; i++) max = Math.max(max, Math.abs(values[i]!));
+  // 2^200 steps keep every factor finite, even for float64 subnormals down to 2^-1074.
+  while (max > 0 && max < TINY_ROW_MAX) {
+    for (let i = 0; i < values.length; i++) values[i] = values[i]! * 2 ** 200;
+    max *= 2 ** 200;
+  }
+  return values;
+}
+
 export class Float32Builder {
   private buffer = new Float32Array(1024);
   private size = 0;

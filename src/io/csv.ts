@@ -5,6 +5,7 @@ import { messages } from '../scoring/messages.js';
 import type { RowId } from '../scoring/types.js';
 import {
   checkFloat32,
+  scaleTinyRow,
   Float32Builder,
   IdRegistry,
   openForReading,
@@ -95,7 +96,7 @@ export async function* readCsvRows(
         values[column] = parseValue(record[column + 1], at, column);
       }
       rows++;
-      yield { row, line, id, values };
+      yield { row, line, id, values: scaleTinyRow(values) };
     }
   } catch (error) {
     throw records.wrapError(error);

@@ -3,7 +3,14 @@ import { createInterface } from 'node:readline';
 import { AttnScoreError } from '../scoring/errors.js';
 import { messages } from '../scoring/messages.js';
 import type { RowId } from '../scoring/types.js';
-import { checkFloat32, Float32Builder, IdRegistry, openForReading, readFailed } from './common.js';
+import {
+  checkFloat32,
+  Float32Builder,
+  IdRegistry,
+  openForReading,
+  readFailed,
+  scaleTinyRow,
+} from './common.js';
 
 /** Vectors read from a text file, before they become a `VectorSet`. */
 export interface TextVectors {
@@ -119,7 +126,7 @@ export async function* readJsonlRows(
 
       const weight = checkWeight(record, weights, source, row, lineNumber);
       rows++;
-      const values = vector as number[];
+      const values = scaleTinyRow(vector as number[]);
       yield weight === undefined
         ? { row, line: lineNumber, id, values }
         : { row, line: lineNumber, id, values, weight };

@@ -9,7 +9,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { AttnScoreError } from '../scoring/errors.js';
 import { messages } from '../scoring/messages.js';
 import { AtomicFile, type AtomicFileOptions } from './atomic.js';
-import { openForReading, readFailed } from './common.js';
+import { openForReading, readFailed, scaleTinyRow } from './common.js';
 
 /** The dtypes this module reads, as numpy writes them in the header's 'descr'. */
 export type NpyDtype = '<f4' | '<f8' | '>f4' | '>f8';
@@ -279,7 +279,28 @@ class OpenNpyFile implements NpyFile {
         out[valueOffset + i] = rounded;
       }
     });
+    if (this.itemSize === 8) await this.rescueTinyRows(start, out);
     return out;
+  }
+
+  /**
+   * Re-reads in float64, scales and rounds again every row of a float64 file
+   * that rounded to values below float32's normal range, which would lose its
+   * direction (see scaleTinyRow). Such rows are rare, zero rows among them.
+   */
+  private async rescueTinyRows(start: number, out: Float32Array): Promise<void> {
+    const columns = this.columns;
+    for (let row = 0; row < out.length / columns; row++) {
+      let max = 0;
+      for (let column = 0; column < columns; column++) {
+        max = Math.max(max, Math.abs(out[row * columns + column]!));
+      }
+      if (max >= 2 ** -100) continue;
+      const values = scaleTinyRow(await this.readRowsFloat64(start + row, 1));
+      for (let column = 0; column < columns; column++) {
+        out[row * columns + column] = Math.fround(values[column]!);
+      }
+    }
   }
 
   async readRowsFloat64(start: number, count: number): Promise<Float64Array> {
