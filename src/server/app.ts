@@ -247,8 +247,18 @@ async function readUpload(request: Request): Promise<CatalogUpload> {
   return { vectors: vectorInput(body, 'contents'), ...(body.weights ? { weights: body.weights } : {}) };
 }
 
-function registerScoreRoutes(router: express.Router, context: AppContext, json: Middleware): void {
+function registerScoreRoutes(router: express.Router, context: AppContext, parseJson: Middleware): void {
   const { catalogs, backend, metrics } = context;
+  // A full queue answers 429 before the body is read and parsed: under overload, parsing
+  // megabytes of JSON only to reject it would be the unbounded work the queue exists to stop.
+  const json: Middleware = (request, response, next) => {
+    if (context.queue.full) {
+      const message = new QueueFullError(context.queue.capacity).message;
+      next(problem(429, 'queue-full', `${message}; retry later`, {}, { 'Retry-After': RETRY_AFTER_SECONDS }));
+      return;
+    }
+    parseJson(request, response, next);
+  };
 
   router.post('/catalogs/:name/score', json, async (request, response) => {
     requireJson(request, 'application/json');

@@ -38,6 +38,16 @@ export class RequestQueue {
     return this.active;
   }
 
+  /** True when a request arriving now would be rejected: every running and waiting place is taken. */
+  get full(): boolean {
+    return this.active >= this.concurrency && this.waiting.length >= this.limit;
+  }
+
+  /** The number of requests allowed to wait. */
+  get capacity(): number {
+    return this.limit;
+  }
+
   /**
    * Runs `task` once a place is free. Throws {@link QueueFullError} without
    * waiting when `limit` requests already wait, and the signal's reason when
