@@ -420,18 +420,24 @@ function requestLogger(logger: Logger): Middleware {
       response.setHeader('X-Request-Id', id);
       return id;
     },
-    // Only these fields are logged, so headers such as Authorization never reach the log.
+    // Only these fields are logged, so headers such as Authorization never reach the log,
+    // and the query string is left out because clients sometimes put tokens there.
     serializers: {
       req: (request: { id: unknown; method: string; url: string }) => ({
         id: request.id,
         method: request.method,
-        url: request.url,
+        url: request.url.split('?')[0],
       }),
       res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
     },
     customLogLevel(_request, response, error) {
       if (error !== undefined || response.statusCode >= 500) return 'error';
       return response.statusCode >= 400 ? 'warn' : 'info';
+    },
+    // A rejected request's problem goes on its one completion line instead of a line of its own.
+    customProps(_request, response) {
+      const rejection = (response as unknown as Response).locals?.rejection as object | undefined;
+      return rejection ?? {};
     },
   });
 }
@@ -457,7 +463,7 @@ function handleError(error: unknown, request: Request, response: Response, next:
   if (status >= 500 && !(error instanceof ProblemError)) {
     request.log.error({ err: error }, 'request failed with an internal error');
   } else {
-    request.log.info({ problem: problemError.problem.type, detail: problemError.message }, 'request rejected');
+    response.locals.rejection = { problem: problemError.problem.type, detail: problemError.message };
   }
   if (response.headersSent) {
     next(error);
