@@ -480,6 +480,7 @@ describe('server limits', () => {
     expect(rejected.headers.get('retry-after')).toBe('1');
     // A full queue answers before the body is parsed, so even invalid JSON gets 429.
     await expectProblem(await send(server, 'POST', '/v1/catalogs/small/score', '{not json', {}), 429);
+    await expectProblem(await send(server, 'PUT', '/v1/catalogs/other', { vectors: [[1, 2]] }, {}), 429);
     expect((await running).status).toBe(200);
     const second = await waiting;
     expect(second.status).toBe(200);

@@ -228,9 +228,20 @@ function registerCatalogRoutes(
     await catalogs.delete(String(request.params.name));
     response.status(204).end();
   });
-  router.put('/catalogs/:name', json, raw, async (request, response) => {
-    const upload = await readUpload(request);
-    const { info, created } = await catalogs.put(String(request.params.name), upload);
+  // Uploads share the scoring queue, so that parallel uploads hold a bounded number of
+  // bodies in memory and normalising a catalogue waits its turn with scoring.
+  router.put('/catalogs/:name', whenQueueHasRoom(context, json), raw, async (request, response) => {
+    let stored: Awaited<ReturnType<CatalogStore['put']>>;
+    try {
+      stored = await context.queue.run(async () => {
+        const upload = await readUpload(request);
+        return catalogs.put(String(request.params.name), upload);
+      });
+    } catch (error) {
+      if (error instanceof QueueFullError) throw queueFullProblem(error);
+      throw error;
+    }
+    const { info, created } = stored;
     request.log.info({ catalog: info.name, rows: info.rows, dim: info.dim }, 'catalog stored');
     response.status(created ? 201 : 200).json(info);
   });
@@ -247,18 +258,28 @@ async function readUpload(request: Request): Promise<CatalogUpload> {
   return { vectors: vectorInput(body, 'contents'), ...(body.weights ? { weights: body.weights } : {}) };
 }
 
-function registerScoreRoutes(router: express.Router, context: AppContext, parseJson: Middleware): void {
-  const { catalogs, backend, metrics } = context;
-  // A full queue answers 429 before the body is read and parsed: under overload, parsing
-  // megabytes of JSON only to reject it would be the unbounded work the queue exists to stop.
-  const json: Middleware = (request, response, next) => {
+/**
+ * Wraps a body parser so that a full queue answers 429 before the body is read: under
+ * overload, parsing megabytes only to reject them would be the unbounded work the queue
+ * exists to stop.
+ */
+function whenQueueHasRoom(context: AppContext, parse: Middleware): Middleware {
+  return (request, response, next) => {
     if (context.queue.full) {
-      const message = new QueueFullError(context.queue.capacity).message;
-      next(problem(429, 'queue-full', `${message}; retry later`, {}, { 'Retry-After': RETRY_AFTER_SECONDS }));
+      next(queueFullProblem(new QueueFullError(context.queue.capacity)));
       return;
     }
-    parseJson(request, response, next);
+    parse(request, response, next);
   };
+}
+
+function queueFullProblem(error: QueueFullError): ProblemError {
+  return problem(429, 'queue-full', `${error.message}; retry later`, {}, { 'Retry-After': RETRY_AFTER_SECONDS });
+}
+
+function registerScoreRoutes(router: express.Router, context: AppContext, parseJson: Middleware): void {
+  const { catalogs, backend, metrics } = context;
+  const json = whenQueueHasRoom(context, parseJson);
 
   router.post('/catalogs/:name/score', json, async (request, response) => {
     requireJson(request, 'application/json');
@@ -344,9 +365,7 @@ async function runScoring<T>(
   try {
     return await Promise.race([task, aborted]);
   } catch (error) {
-    if (error instanceof QueueFullError) {
-      throw problem(429, 'queue-full', `${error.message}; retry later`, {}, { 'Retry-After': RETRY_AFTER_SECONDS });
-    }
+    if (error instanceof QueueFullError) throw queueFullProblem(error);
     if (error instanceof TimeoutError) {
       request.log.warn({ timeoutMs }, 'scoring timed out; the work stops after its current block');
       throw problem(503, 'timeout', error.message, {}, { 'Retry-After': RETRY_AFTER_SECONDS });
