@@ -57,8 +57,8 @@ export function toVectorSet(input: VectorInput | VectorSet, defaultSource: strin
 
 /**
  * Rejects a repeated id, as the file readers do. Ids are compared as strings, because
- * exclusions and pairs look ids up by their string form (JSON object keys are strings), so 7
- * and "7" could not be told apart there.
+ * exclusions and pairs look ids up by their string form (JSON object keys are strings), where 7
+ * and "7" are the same key.
  */
 function checkUniqueIds(ids: readonly RowId[], source: string): void {
   const firstRow = new Map<string, number>();

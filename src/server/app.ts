@@ -259,7 +259,7 @@ async function readUpload(request: Request): Promise<CatalogUpload> {
 }
 
 /**
- * Wraps a body parser so that a full queue answers 429 before the body is read: under
+ * Wraps a body parser so that a full queue returns 429 before the body is read: under
  * overload, parsing megabytes only to reject them would be the unbounded work the queue
  * exists to stop.
  */
