@@ -123,8 +123,11 @@ function flatten(
     }
     for (let column = 0; column < dim; column++) {
       const value = vector[column]!;
-      if (typeof value !== 'number' || !Number.isFinite(value) || !fitsFloat32(value)) {
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
         throw new AttnScoreError('NON_FINITE_VALUE', messages.nonFinite(source, row, column, value));
+      }
+      if (!fitsFloat32(value)) {
+        throw new AttnScoreError('NON_FINITE_VALUE', messages.float32Range(`${source}: row ${row}`, column, value));
       }
       rowValues[column] = value;
     }
@@ -142,12 +145,13 @@ function checkFinite(data: Float32Array | Float64Array, dim: number, source: str
   for (let i = 0; i < data.length; i++) {
     const value = data[i]!;
     // value - value is 0 for finite values and NaN for NaN and infinities.
-    if (value - value !== 0 || !fitsFloat32(value)) {
-      throw new AttnScoreError(
-        'NON_FINITE_VALUE',
-        messages.nonFinite(source, Math.floor(i / dim), i % dim, value),
-      );
-    }
+    if (value - value === 0 && fitsFloat32(value)) continue;
+    const row = Math.floor(i / dim);
+    const message =
+      value - value !== 0
+        ? messages.nonFinite(source, row, i % dim, value)
+        : messages.float32Range(`${source}: row ${row}`, i % dim, value);
+    throw new AttnScoreError('NON_FINITE_VALUE', message);
   }
 }
 

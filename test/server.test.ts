@@ -345,23 +345,35 @@ describe('server', () => {
     const mismatch = await send(server, 'POST', '/v1/catalogs/main/score', { users: { vectors: [[1, 2, 3]] } });
     const body = await expectProblem(mismatch, 400);
     expect(body.rule).toBe('DIMENSION_MISMATCH');
-    expect(body.detail).toMatch(/users have 3 dims but contents have 24/);
+    expect(body.detail).toBe('users have 3 dims but contents have 24');
+    expect(body.pointer).toBe('/users/vectors');
     const unknownExclude = await send(server, 'POST', '/v1/score', {
       users: { ids: ['a'], vectors: [[1, 2]] },
       contents: { ids: ['x'], vectors: [[2, 1]] },
       exclude: { a: ['y'] },
     });
-    expect((await expectProblem(unknownExclude, 400)).rule).toBe('UNKNOWN_ID');
+    const unknown = await expectProblem(unknownExclude, 400);
+    expect(unknown.rule).toBe('UNKNOWN_ID');
+    expect(unknown.pointer).toBe('/exclude/a');
+    expect(unknown.value).toBe('y');
     const duplicate = await send(server, 'POST', '/v1/score', {
       users: { ids: ['a', 'a'], vectors: [[1, 2], [3, 4]] },
       contents: { vectors: [[2, 1]] },
     });
-    expect((await expectProblem(duplicate, 400)).detail).toMatch(/again at row 1; ids must be unique/);
+    const repeated = await expectProblem(duplicate, 400);
+    expect(repeated.detail).toMatch(/again at row 1; ids must be unique/);
+    expect(repeated.pointer).toBe('/users/ids/1');
     const overflow = await send(server, 'POST', '/v1/score', {
       users: { vectors: [[1e39, 2]] },
       contents: { vectors: [[2, 1]] },
     });
-    expect((await expectProblem(overflow, 400)).rule).toBe('NON_FINITE_VALUE');
+    const tooLarge = await expectProblem(overflow, 400);
+    expect(tooLarge.rule).toBe('NON_FINITE_VALUE');
+    expect(tooLarge.detail).toMatch(/outside the float32 range/);
+    expect(tooLarge.pointer).toBe('/users/vectors/0/0');
+    expect(tooLarge.value).toBe(1e39);
+    const badUpload = await send(server, 'PUT', '/v1/catalogs/bad', { vectors: [[1, 2], [3, 1e39]] });
+    expect((await expectProblem(badUpload, 400)).pointer).toBe('/vectors/1/1');
   });
 
   it('ids equal as strings are duplicates', async () => {

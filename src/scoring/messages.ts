@@ -15,6 +15,11 @@ export function show(value: unknown): string {
   }
 }
 
+/** True for a source that names a file rather than a role such as `users`. */
+function isPath(source: string): boolean {
+  return /[./\\]/.test(source);
+}
+
 export const messages = {
   positiveInteger: (name: string, value: unknown) =>
     `${name} must be a positive integer (got ${show(value)})`,
@@ -31,7 +36,7 @@ export const messages = {
     `that fits in float32 (|w| <= 3.4028235e38)`,
   dimensionMismatch: (userDim: number, contentDim: number, users = 'users', contents = 'contents') =>
     `users have ${userDim} dims but contents have ${contentDim}` +
-    (users === 'users' && contents === 'contents' ? '' : ` (users ${users}, contents ${contents})`),
+    (isPath(users) || isPath(contents) ? ` (users ${users}, contents ${contents})` : ''),
   empty: (source: string) => `${source} has no rows; at least one vector is required`,
   zeroDim: (source: string) => `${source} has vectors of length 0; at least one dimension is required`,
   csvNoDimensions: (source: string) =>

@@ -255,7 +255,7 @@ async function readUpload(request: Request): Promise<CatalogUpload> {
   }
   requireJson(request, `application/json, ${NPY_TYPE} or ${RAW_TYPE}`);
   const body = parseBody(contentSetSchema, request.body);
-  return { vectors: vectorInput(body, 'contents'), ...(body.weights ? { weights: body.weights } : {}) };
+  return { vectors: vectorInput(body, 'catalog'), ...(body.weights ? { weights: body.weights } : {}) };
 }
 
 /**

@@ -4,7 +4,7 @@
  * a field that failed validation, and `requestId` to find the log line.
  */
 import type { Response } from 'express';
-import { isInputError, type ErrorCode } from '../scoring/errors.js';
+import { isInputError, type AttnScoreError, type ErrorCode } from '../scoring/errors.js';
 
 /** The media type of every error body. */
 export const PROBLEM_TYPE = 'application/problem+json';
@@ -81,7 +81,7 @@ export function problem(
 export function toProblemError(error: unknown): ProblemError {
   if (error instanceof ProblemError) return error;
   if (isInputError(error)) {
-    return problem(400, slugOf(error.code), error.message, { rule: error.code });
+    return problem(400, slugOf(error.code), error.message, { rule: error.code, ...locate(error) });
   }
   const parser = bodyParserError(error);
   if (parser !== undefined) return parser;
@@ -93,6 +93,69 @@ export function sendProblem(response: Response, error: ProblemError, requestId?:
   for (const [name, value] of Object.entries(error.headers)) response.setHeader(name, value);
   const body = { ...error.problem, ...(requestId === undefined ? {} : { requestId }) };
   response.status(error.problem.status).type(PROBLEM_TYPE).send(JSON.stringify(body));
+}
+
+/**
+ * Where each vector set of a request body sits, by the source name the routes give it: the
+ * users and inline contents are fields, an uploaded catalogue is the body itself.
+ */
+const SET_POINTERS: Readonly<Record<string, string>> = {
+  users: '/users',
+  contents: '/contents',
+  catalog: '',
+};
+
+/** Parameters whose engine messages start with their name, and their body fields. */
+const PARAMETER_POINTERS: Readonly<Record<string, string>> = {
+  k: '/k',
+  alpha: '/alpha',
+  beta: '/beta',
+  gamma: '/gamma',
+  minScore: '/minScore',
+  normalizeWeights: '/normalizeWeights',
+};
+
+/**
+ * Finds the JSON Pointer (RFC 6901) of the field an engine error is about, and its value
+ * where the message shows it, from the message's source name, row and column. Returns
+ * nothing when the message names no field of the body.
+ */
+function locate(error: AttnScoreError): Pick<Problem, 'pointer' | 'value'> {
+  const message = error.message;
+  const cell = /^(\w+): row (\d+), column (\d+) is ([^;,]+)[;,]/.exec(message);
+  if (cell && SET_POINTERS[cell[1]!] !== undefined) {
+    const pointer = `${SET_POINTERS[cell[1]!]}/vectors/${cell[2]}/${cell[3]}`;
+    return { pointer, value: parseShown(cell[4]!) };
+  }
+  const duplicate = /^(\w+) ids has id (.+) at row \d+ and again at row (\d+);/.exec(message);
+  if (duplicate && SET_POINTERS[duplicate[1]!] !== undefined) {
+    return { pointer: `${SET_POINTERS[duplicate[1]!]}/ids/${duplicate[3]}`, value: parseShown(duplicate[2]!) };
+  }
+  if (error.code === 'DIMENSION_MISMATCH') return { pointer: '/users/vectors' };
+  const excludedContent = /^exclude for user (.+?) names content id (.+), which is not/.exec(message);
+  if (excludedContent) {
+    const user = String(parseShown(excludedContent[1]!));
+    return { pointer: `/exclude/${escapePointer(user)}`, value: parseShown(excludedContent[2]!) };
+  }
+  if (message.startsWith('exclude names user id ')) return { pointer: '/exclude' };
+  const parameter = /^(\w+) /.exec(message);
+  if (parameter && PARAMETER_POINTERS[parameter[1]!] !== undefined) {
+    return { pointer: PARAMETER_POINTERS[parameter[1]!]! };
+  }
+  return {};
+}
+
+/** Reads back a value that a message showed as JSON, or keeps the text. */
+function parseShown(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+function escapePointer(token: string): string {
+  return token.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 /** Converts an engine error code such as `UNKNOWN_ID` to a slug such as `unknown-id`. */
