@@ -1,11 +1,15 @@
 // Load test of the HTTP API: requests per second and p50/p99 latency for batches of 1, 64
 // and 1024 users against a 10000-content catalog, next to calling the engine directly with
-// the same batch. Starts its own server on 127.0.0.1 with a free port.
+// the same batch. Each batch goes once as JSON and once as a float32 .npy body (parameters in
+// the query string); the direct baseline gets the same data as nested arrays or a
+// Float32Array. Starts its own server on 127.0.0.1 with a free port.
 //
 //   npm run build && node bench/server-load.mjs [--dim 128] [--threads 2] [--seconds 10]
+//     [--bodies json,npy]
 import autocannon from 'autocannon';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
+import { npyHeaderBytes } from '../dist/io/npy.js';
 import { createPoolBackend } from '../dist/pool/index.js';
 import { prepareCatalog, scoreCatalogBlocks } from '../dist/score.js';
 import { resolveServerConfig, startServer } from '../dist/server/index.js';
@@ -17,6 +21,7 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '2' },
     seconds: { type: 'string', default: '10' },
     batches: { type: 'string', default: '1,64,1024' },
+    bodies: { type: 'string', default: 'json,npy' },
   },
 });
 const dim = Number(values.dim);
@@ -24,6 +29,7 @@ const contentRows = Number(values.contents);
 const threads = Number(values.threads);
 const seconds = Number(values.seconds);
 const batches = values.batches.split(',').map(Number);
+const bodies = values.bodies.split(',');
 
 /** Seeded uniform values in [-1, 1), so every run scores the same vectors. */
 function matrix(rows, seed) {
@@ -69,38 +75,55 @@ async function measureDirect(call, connections) {
 }
 
 console.log(`catalog ${contentRows} x ${dim}, ${threads} threads, ${seconds} s per case`);
-console.log('users | connections | http req/s | http p50 ms | http p99 ms | direct req/s | direct p50 ms | direct p99 ms | overhead');
+console.log('users | body | connections | http req/s | http p50 ms | http p99 ms | direct req/s | direct p50 ms | direct p99 ms | overhead');
 for (const users of batches) {
   const userVectors = matrix(users, 2 + users);
-  const body = JSON.stringify({ users: { vectors: userVectors }, k: 10 });
-  // One connection per thread keeps the pool busy without measuring queueing alone.
-  const connections = threads;
-  const http = await autocannon({
-    url: `${server.url}/v1/catalogs/bench/score`,
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body,
-    connections,
-    duration: seconds,
-  });
-  if (http.non2xx > 0) throw new Error(`${http.non2xx} requests failed`);
-  const direct = await measureDirect(async () => {
-    for await (const block of scoreCatalogBlocks(catalog, { users: { data: userVectors }, k: 10 })) void block;
-  }, connections);
-  const overhead = (direct.rps / http.requests.average - 1) * 100;
-  console.log(
-    [
-      users,
+  const flat = Float32Array.from(userVectors.flat());
+  for (const kind of bodies) {
+    const request =
+      kind === 'npy'
+        ? {
+            url: `${server.url}/v1/catalogs/bench/score?k=10`,
+            headers: { 'Content-Type': 'application/x-npy' },
+            body: Buffer.concat([npyHeaderBytes([users, dim]), Buffer.from(flat.buffer)]),
+            input: { data: flat, rows: users, dim },
+          }
+        : {
+            url: `${server.url}/v1/catalogs/bench/score`,
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ users: { vectors: userVectors }, k: 10 }),
+            input: { data: userVectors },
+          };
+    // One connection per thread keeps the pool busy without measuring queueing alone.
+    const connections = threads;
+    const http = await autocannon({
+      url: request.url,
+      method: 'POST',
+      headers: request.headers,
+      body: request.body,
       connections,
-      http.requests.average.toFixed(1),
-      http.latency.p50,
-      http.latency.p99,
-      direct.rps.toFixed(1),
-      direct.p50.toFixed(1),
-      direct.p99.toFixed(1),
-      `${overhead.toFixed(1)}%`,
-    ].join(' | '),
-  );
+      duration: seconds,
+    });
+    if (http.non2xx > 0) throw new Error(`${http.non2xx} requests failed`);
+    const direct = await measureDirect(async () => {
+      for await (const block of scoreCatalogBlocks(catalog, { users: request.input, k: 10 })) void block;
+    }, connections);
+    const overhead = (direct.rps / http.requests.average - 1) * 100;
+    console.log(
+      [
+        users,
+        kind,
+        connections,
+        http.requests.average.toFixed(1),
+        http.latency.p50,
+        http.latency.p99,
+        direct.rps.toFixed(1),
+        direct.p50.toFixed(1),
+        direct.p99.toFixed(1),
+        `${overhead.toFixed(1)}%`,
+      ].join(' | '),
+    );
+  }
 }
 catalog.dispose();
 await backend.dispose();

@@ -217,6 +217,36 @@ describe('server', () => {
     }
   });
 
+  it('binary users score like JSON users', async () => {
+    const expected = await score({
+      users: { data: users, rows: 40, dim: DIM },
+      contents: { data: contents, rows: 300, dim: DIM, ids: contentIds },
+      weights,
+      k: 7,
+      alpha: 2.5,
+      minScore: -0.2,
+      threads: 1,
+    });
+    const query = 'k=7&alpha=2.5&minScore=-0.2';
+    const npy = await send(server, 'POST', `/v1/catalogs/main/score?${query}`, encodeNpy(users, [40, DIM]), {
+      ...auth,
+      'Content-Type': 'application/x-npy',
+    });
+    expect(npy.status).toBe(200);
+    expect(resultLines(await npy.text())).toEqual(expectedLines(expected.results));
+    const raw = Buffer.from(users.buffer, users.byteOffset, users.byteLength);
+    const viaRaw = await send(server, 'POST', `/v1/catalogs/main/score?${query}&dim=${DIM}`, raw, {
+      ...auth,
+      'Content-Type': 'application/octet-stream',
+    });
+    expect(resultLines(await viaRaw.text())).toEqual(expectedLines(expected.results));
+    const badK = await send(server, 'POST', '/v1/catalogs/main/score?k=0', encodeNpy(users, [40, DIM]), {
+      ...auth,
+      'Content-Type': 'application/x-npy',
+    });
+    expect((await expectProblem(badK, 400)).pointer).toBe('/k');
+  });
+
   const realCases = [
     { name: 'sample', folder: 'sample', alpha: 1.5, beta: 0.001, gamma: -8, k: 10 },
     { name: 'fashion-t10k-pca100', folder: '../shared/data/fashion-t10k-pca100', alpha: 1.5, beta: 0.001, gamma: -8, k: 20 },

@@ -80,6 +80,43 @@ export async function openNpy(path: string, options: OpenNpyOptions = {}): Promi
   }
 }
 
+/**
+ * Opens a .npy file held in memory, such as an HTTP request body, with the checks of
+ * {@link openNpy}. Nothing is copied until rows are read.
+ */
+export async function openNpyBuffer(bytes: Uint8Array, options: { source: string }): Promise<NpyFile> {
+  const handle = memoryHandle(bytes);
+  const header = await readHeader(handle, options.source, bytes.length);
+  return new OpenNpyFile(handle, options.source, header);
+}
+
+/** Reads a whole in-memory .npy file as float32, as {@link readNpy} reads a file. */
+export async function readNpyBuffer(bytes: Uint8Array, options: { source: string }): Promise<NpyArray> {
+  const file = await openNpyBuffer(bytes, options);
+  const data = await file.readRows(0, file.rows);
+  return { header: file.header, data, rows: file.rows, columns: file.columns };
+}
+
+/**
+ * Serves reads from memory through the three FileHandle methods that the reader uses
+ * (read, stat, close), so that files and buffers share one reader and its checks.
+ */
+function memoryHandle(bytes: Uint8Array): FileHandle {
+  const handle = {
+    async read(target: Uint8Array, offset: number, length: number, position: number) {
+      const end = Math.min(bytes.length, position + length);
+      const bytesRead = Math.max(0, end - position);
+      if (bytesRead > 0) target.set(bytes.subarray(position, end), offset);
+      return { bytesRead, buffer: target };
+    },
+    async stat() {
+      return { size: bytes.length };
+    },
+    async close() {},
+  };
+  return handle as unknown as FileHandle;
+}
+
 /** A whole .npy array converted to float32. */
 export interface NpyArray {
   readonly header: NpyHeader;

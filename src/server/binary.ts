@@ -1,14 +1,11 @@
 /**
- * Binary catalog uploads: a `.npy` file (`application/x-npy`), or raw
- * little-endian float32 values (`application/octet-stream`) whose shape comes
- * from the `X-Shape: ROWS,DIM` header or the `rows` and `dim` query
- * parameters. Ids are row numbers and weights are 1, because the body holds
- * only the vectors.
+ * Binary bodies, for catalog uploads and for the users of a score request: a
+ * `.npy` file (`application/x-npy`), or raw little-endian float32 values
+ * (`application/octet-stream`) whose shape comes from the `X-Shape: ROWS,DIM`
+ * header or the `rows` and `dim` query parameters. Ids are row numbers and
+ * weights are 1, because the body holds only the vectors.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { readNpy } from '../io/npy.js';
+import { readNpyBuffer } from '../io/npy.js';
 import type { VectorInput } from '../vectors.js';
 import { problem } from './problems.js';
 
@@ -16,17 +13,10 @@ import { problem } from './problems.js';
 export const NPY_TYPE = 'application/x-npy';
 export const RAW_TYPE = 'application/octet-stream';
 
-/** Reads a `.npy` body with the file reader's checks, through a temporary file. */
+/** Reads a `.npy` body in memory with the file reader's checks. */
 export async function parseNpyBody(body: Buffer): Promise<VectorInput> {
-  const folder = await mkdtemp(join(tmpdir(), 'attnscore-upload-'));
-  try {
-    const path = join(folder, 'body.npy');
-    await writeFile(path, body);
-    const array = await readNpy(path, { source: 'request body' });
-    return { data: array.data, rows: array.rows, dim: array.columns, source: 'contents' };
-  } finally {
-    await rm(folder, { recursive: true, force: true });
-  }
+  const array = await readNpyBuffer(body, { source: 'request body' });
+  return { data: array.data, rows: array.rows, dim: array.columns, source: 'contents' };
 }
 
 /**

@@ -81,6 +81,24 @@ const parameterShape = {
   exclude: z.record(z.string(), z.array(idSchema)).optional(),
 };
 
+/** Reads a query-string number, leaving other values for the number check to reject. */
+const queryNumber = z.preprocess((value) => (typeof value === 'string' && value.trim() !== '' ? Number(value) : value), z.number());
+
+/**
+ * Query parameters of `POST /v1/catalogs/{name}/score` with a binary users body. `rows` and
+ * `dim` belong to raw float32 bodies and are read with them.
+ */
+export const queryParametersSchema = z.object({
+  k: z.preprocess((value) => (typeof value === 'string' && value.trim() !== '' ? Number(value) : value), parameterShape.k),
+  alpha: queryNumber.pipe(parameterShape.alpha.unwrap()).optional(),
+  beta: queryNumber.optional(),
+  gamma: queryNumber.optional(),
+  minScore: queryNumber.pipe(parameterShape.minScore.unwrap()).optional(),
+  normalizeWeights: z.enum(['true', 'false']).transform((value) => value === 'true').optional(),
+  rows: z.string().optional(),
+  dim: z.string().optional(),
+});
+
 /** Body of `POST /v1/catalogs/{name}/score`. */
 export const catalogScoreSchema = z.strictObject({ users: vectorSetSchema, ...parameterShape });
 
