@@ -29,10 +29,10 @@
  * CX: w * exp(alpha * a) summed in float32 across the 8 contents of a tile,
  * then added to a float64 sum per user.
  *
- * Epilogue, while the tile is in registers: CX always; top-k only when some
- * score beats its user's threshold (one compare per accumulator and one
- * any_true), which after the first few panels is rare; matrix stores when
- * asked.
+ * Epilogue, while the tile is in registers: CX always, and the matrix stores
+ * when asked. Top-k runs only when some score beats its user's threshold,
+ * found with one compare per accumulator and one any_true, which after the
+ * first few panels is rare.
  *
  * Measured with bench/kernel.mjs (Node 20.20, one thread of a 2-core Xeon
  * Sapphire Rapids, U = C = 4096, D = 256, k = 10): about 43 GFLOP/s relaxed

@@ -1,8 +1,8 @@
 // Load test of the HTTP API: requests per second and p50/p99 latency for batches of 1, 64
 // and 1024 users against a 10000-content catalog, next to calling the engine directly with
-// the same batch. Each batch goes once as JSON and once as a float32 .npy body (parameters in
-// the query string); the direct baseline gets the same data as nested arrays or a
-// Float32Array. Starts its own server on 127.0.0.1 with a free port.
+// the same batch. Each batch goes once as JSON and once as a float32 .npy body with the
+// parameters in the query string. The direct baseline gets the same data as nested arrays
+// or a Float32Array. Starts its own server on 127.0.0.1 with a free port.
 //
 //   npm run build && node bench/server-load.mjs [--dim 128] [--threads 2] [--seconds 10]
 //     [--bodies json,npy]

@@ -3,7 +3,7 @@ expected results independently, in float64 with numpy.
 
 usage: make_sample.py CASE_DIR SAMPLE_DIR FIXTURE_DIR USERS CONTENTS K
 
-CASE_DIR holds users.npy, contents.npy, content_weights.npy, user_ids.txt,
+CASE_DIR contains users.npy, contents.npy, content_weights.npy, user_ids.txt,
 content_ids.txt and params.json (alpha, beta, gamma). The first USERS users
 and CONTENTS contents are kept. SAMPLE_DIR receives the inputs; FIXTURE_DIR
 receives expected_topk_index.npy (ties by lower row), expected_topk_score.npy,

@@ -91,7 +91,7 @@ for (const realCase of cases) {
   });
 }
 
-/** The float64 cosine of one user row and one content row, 0 when either is zero. */
+/** Returns the float64 cosine of one user row and one content row, 0 when either is zero. */
 function cosine64(users: Float32Array, u: number, contents: Float32Array, c: number, dim: number): number {
   let dot = 0;
   for (let j = 0; j < dim; j++) dot += users[u * dim + j]! * contents[c * dim + j]!;

@@ -377,6 +377,7 @@ describe('server', () => {
     expect(body.rule).toBe('DIMENSION_MISMATCH');
     expect(body.detail).toBe('users have 3 dims but contents have 24');
     expect(body.pointer).toBe('/users/vectors');
+
     const unknownExclude = await send(server, 'POST', '/v1/score', {
       users: { ids: ['a'], vectors: [[1, 2]] },
       contents: { ids: ['x'], vectors: [[2, 1]] },
@@ -520,7 +521,7 @@ describe('server limits', () => {
     const rejected = await send(server, 'POST', '/v1/catalogs/small/score', body(1), {});
     await expectProblem(rejected, 429);
     expect(rejected.headers.get('retry-after')).toBe('1');
-    // A full queue answers before the body is parsed, so even invalid JSON gets 429.
+    // A full queue returns 429 before the body is parsed, so even invalid JSON gets it.
     await expectProblem(await send(server, 'POST', '/v1/catalogs/small/score', '{not json', {}), 429);
     await expectProblem(await send(server, 'PUT', '/v1/catalogs/other', { vectors: [[1, 2]] }, {}), 429);
     expect((await running).status).toBe(200);

@@ -1,6 +1,6 @@
 import type { BlockScores, ExclusionList } from '../scoring/types.js';
 
-/** Names of the backends that {@link createBackend} knows. */
+/** Names of the backends that {@link createBackend} creates. */
 export const backendNames = ['wasm', 'js'] as const;
 export type BackendName = (typeof backendNames)[number];
 

@@ -157,7 +157,7 @@ async function withOptionNames<T>(promise: Promise<T>): Promise<T> {
 }
 
 /**
- * The most threads a run may ask for. Each worker costs tens of MB and an instance of the
+ * The maximum thread count of a run. Each worker costs tens of MB and an instance of the
  * kernel, and far more threads than cores only slow the run down.
  */
 const MAX_THREADS = 256;

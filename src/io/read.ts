@@ -77,7 +77,7 @@ export function chooseFormat(path: string, format: VectorFormat | undefined): Ve
 }
 
 /**
- * Checks that a .npy file holds vectors: a 2-D array with at least one row and one column.
+ * Checks that a .npy file contains vectors: a 2-D array with at least one row and one column.
  * The whole-file and the streaming readers make the same checks in the same order.
  */
 export function checkNpyVectors(file: NpyFile, path: string): void {

@@ -11,7 +11,7 @@ export interface VectorSet {
   readonly rows: number;
   readonly dim: number;
   readonly weights?: Float64Array;
-  /** Where the vectors came from (a path or a field name), used in messages. */
+  /** The origin of the vectors (a path or a field name), used in messages. */
   readonly source: string;
 }
 
@@ -40,7 +40,7 @@ export interface ExclusionList {
   readonly rows: Int32Array;
 }
 
-/** What a backend computes for one block of users against the prepared contents. */
+/** The scores a backend computes for one block of users against the prepared contents. */
 export interface BlockScores {
   readonly rows: number;
   /** Slots per user in `index` and `score`: min(k, C). */

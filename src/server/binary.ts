@@ -3,7 +3,7 @@
  * `.npy` file (`application/x-npy`), or raw little-endian float32 values
  * (`application/octet-stream`) whose shape comes from the `X-Shape: ROWS,DIM`
  * header or the `rows` and `dim` query parameters. Ids are row numbers and
- * weights are 1, because the body holds only the vectors.
+ * weights are 1, because the body contains only the vectors.
  */
 import { readNpyBuffer } from '../io/npy.js';
 import type { VectorInput } from '../vectors.js';
@@ -34,6 +34,7 @@ export function parseRawBody(
       rule: 'float32_length',
     });
   }
+
   const values = body.length / 4;
   let rows: number | undefined;
   let dim: number | undefined;
@@ -51,17 +52,19 @@ export function parseRawBody(
     rows = positive(query.rows, 'rows');
     dim = positive(query.dim, 'dim');
   }
+
   if (dim === undefined && rows !== undefined && rows > 0 && values % rows === 0) dim = values / rows;
   if (rows === undefined && dim !== undefined && dim > 0 && values % dim === 0) rows = values / dim;
   if (rows === undefined || dim === undefined || rows * dim !== values || rows === 0 || dim === 0) {
     throw problem(
       400,
       'invalid-shape',
-      `the body holds ${values} float32 values, which does not match the shape ` +
+      `the body contains ${values} float32 values, which does not match the shape ` +
         `${String(rows ?? '?')} x ${String(dim ?? '?')}; give X-Shape: ROWS,DIM or ?rows=&dim=`,
       { rule: 'shape' },
     );
   }
+
   // Copy into a fresh buffer: the body's offset in its pool need not be a multiple of 4.
   const data = new Float32Array(values);
   new Uint8Array(data.buffer).set(body);

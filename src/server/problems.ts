@@ -96,8 +96,8 @@ export function sendProblem(response: Response, error: ProblemError, requestId?:
 }
 
 /**
- * Where each vector set of a request body sits, by the source name the routes give it: the
- * users and inline contents are fields, an uploaded catalogue is the body itself.
+ * JSON Pointers of the vector sets of a request body, by the source name the routes give them.
+ * The users and inline contents are fields, and an uploaded catalogue is the body itself.
  */
 const SET_POINTERS: Readonly<Record<string, string>> = {
   users: '/users',

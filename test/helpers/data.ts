@@ -12,7 +12,7 @@ export function random(seed: number): () => number {
   };
 }
 
-/** A rows x dim float32 matrix of standard-normal-ish values (sum of uniforms). */
+/** Returns a rows x dim float32 matrix of bell-shaped values (each a sum of three uniforms). */
 export function randomMatrix(rows: number, dim: number, seed: number): Float32Array {
   const next = random(seed);
   const data = new Float32Array(rows * dim);

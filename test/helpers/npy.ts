@@ -19,10 +19,10 @@ export function loadNpy(path: string): { data: Float32Array | Float64Array | Int
     .map(Number);
   const body = bytes.subarray(start + headerLength);
   const copy = body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength);
-  const data =
-    descr === '<f4' ? new Float32Array(copy) : descr === '<f8' ? new Float64Array(copy) : descr === '<i4' ? new Int32Array(copy) : undefined;
-  if (!data) throw new Error(`${path}: dtype ${descr} is not supported by the test reader`);
-  return { data, shape };
+  if (descr === '<f4') return { data: new Float32Array(copy), shape };
+  if (descr === '<f8') return { data: new Float64Array(copy), shape };
+  if (descr === '<i4') return { data: new Int32Array(copy), shape };
+  throw new Error(`${path}: dtype ${descr} is not supported by the test reader`);
 }
 
 /** Encodes a little-endian C-order `.npy` (format 1.0) of float32 or float64 values. */
