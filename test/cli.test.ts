@@ -182,7 +182,8 @@ describe('attnscore score output targets', () => {
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const status = new Promise<number | null>((resolve) => child.on('close', resolve));
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // Stop it once a part is saved, so the signal lands mid-run however slow the start is.
+    await waitFor(() => existsSync(join(dir, 'stopped.jsonl.parts')) && readdirSync(join(dir, 'stopped.jsonl.parts')).some((name) => name.startsWith('part-')));
     child.kill('SIGTERM');
     expect(await status).toBe(143);
     const saved = /stopped by SIGTERM; (\d+) of 6000 users are saved in stopped\.jsonl\.parts; run the same command with --resume to continue/.exec(stderr);
@@ -295,4 +296,13 @@ function npy(name: string, rows: number, dim: number, edit?: (data: Float32Array
 function truncated(): string {
   const full = encodeNpy(randomMatrix(5, 4, 9), [5, 4]);
   return write('truncated.npy', full.subarray(0, full.length - 10));
+}
+
+/** Polls `condition` every 20 ms until it holds, failing after 60 seconds. */
+async function waitFor(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met within 60 s');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

@@ -2,6 +2,8 @@ import { AttnScoreError } from '../scoring/errors.js';
 import { messages } from '../scoring/messages.js';
 import type { RowId, UserResult } from '../scoring/types.js';
 import { AtomicFile, type AtomicFileOptions } from './atomic.js';
+import { formatFloat32 } from './decimal.js';
+import { JsonResultEncoder } from './json-results.js';
 
 /** A results file written in batches of users. */
 export interface ResultWriter {
@@ -17,25 +19,15 @@ export interface ResultWriter {
 export type ResultFormat = 'jsonl' | 'csv';
 
 /**
- * Formats a float32 score as the shortest decimal that reads back to the same float32, trying
- * 6 to 9 significant digits (9 always suffices). A float64 argument is rounded to float32
+ * Formats a float32 score as the shortest decimal of 6 to 9 significant digits that reads
+ * back to the same float32 (9 always suffices). A float64 argument is rounded to float32
  * first. Throws for non-finite values, which no output format here can hold.
  */
 export function formatScore(score: number): string {
-  const value = Math.fround(score);
-  if (!Number.isFinite(value)) {
+  if (!Number.isFinite(Math.fround(score))) {
     throw new AttnScoreError('INTERNAL', `cannot format score ${String(score)}`);
   }
-  // Most float32 values need 8 or 9 digits, so start at 8 and shorten while the value still
-  // reads back. Number() then String() drops the trailing zeros that toPrecision pads with.
-  let shortest = Number(value.toPrecision(8));
-  if (Math.fround(shortest) !== value) return String(Number(value.toPrecision(9)));
-  for (let digits = 7; digits >= 6; digits--) {
-    const shorter = Number(value.toPrecision(digits));
-    if (Math.fround(shorter) !== value) break;
-    shortest = shorter;
-  }
-  return String(shortest);
+  return formatFloat32(score);
 }
 
 /** Opens `target` (`-` for standard output) and returns a writer for `format`. */
@@ -55,19 +47,23 @@ export async function openResultWriter(
  * JSON cannot hold.
  */
 export function createJsonlWriter(file: AtomicFile): ResultWriter {
-  return new BatchWriter(file, formatJsonlLine);
+  const encoder = new JsonResultEncoder();
+  return {
+    async writeBatch(results) {
+      encoder.reset();
+      for (const result of results) encoder.result(result).ascii('\n');
+      await file.write(encoder.view());
+    },
+    finish: () => file.commit(),
+    abort: () => file.abort(),
+  };
 }
+
+const lineEncoder = new JsonResultEncoder(1024);
 
 /** Formats one result as a JSON Lines record, ending in a newline. */
 export function formatJsonlLine(result: UserResult): string {
-  const top = result.top.map((match) => {
-    const content = JSON.stringify(match.content);
-    return `{"content":${content},"score":${score(result, match.score)}}`;
-  });
-  const user = JSON.stringify(result.user);
-  const cx = finite(result, 'cx', result.cx);
-  const loyalty = finite(result, 'loyalty', result.loyalty);
-  return `{"user":${user},"cx":${cx},"loyalty":${loyalty},"top":[${top.join(',')}]}\n`;
+  return lineEncoder.reset().result(result).ascii('\n').view().toString('utf8');
 }
 
 /** The header line of the CSV results format. */

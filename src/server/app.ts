@@ -12,7 +12,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { pino, type Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { Backend } from '../backends/backend.js';
-import { formatJsonlLine } from '../io/writers.js';
+import { JsonResultEncoder } from '../io/json-results.js';
 import { createPoolBackend } from '../pool/index.js';
 import { prepareCatalog, scoreCatalogBlocks, type PreparedCatalog } from '../score.js';
 import { AttnScoreError } from '../scoring/errors.js';
@@ -173,6 +173,9 @@ function createApp(context: AppContext): express.Express {
   const { config, logger, metrics, state } = context;
   const app = express();
   app.disable('x-powered-by');
+  // Score responses are answers to POSTs and never revalidated; hashing megabytes of JSON per
+  // response for an ETag would only cost time.
+  app.disable('etag');
   app.use(requestLogger(logger));
   app.use(recordMetrics(metrics));
 
@@ -443,8 +446,12 @@ async function collectResults(
 
 /** Sends results as `{"results": [...]}`, each exactly as the command line's JSONL line. */
 function sendResults(response: Response, results: readonly UserResult[]): void {
-  const lines = results.map((result) => formatJsonlLine(result).slice(0, -1));
-  response.type('application/json').send(`{"results":[${lines.join(',')}]}`);
+  const encoder = new JsonResultEncoder(256 * results.length + 64).ascii('{"results":[');
+  results.forEach((result, index) => {
+    if (index > 0) encoder.ascii(',');
+    encoder.result(result);
+  });
+  response.type('application/json').send(encoder.ascii(']}').view());
 }
 
 function vectorInput(set: VectorSetBody | ContentSetBody, source: string): VectorInput {
