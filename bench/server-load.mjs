@@ -2,17 +2,24 @@
 // and 1024 users against a 10000-content catalog, next to calling the engine directly with
 // the same batch. Each batch goes once as JSON and once as a float32 .npy body with the
 // parameters in the query string. The direct baseline gets the same data as nested arrays
-// or a Float32Array. Starts its own server on 127.0.0.1 with a free port.
+// or a Float32Array.
+//
+// The server runs as its own process (`attnscore serve` on 127.0.0.1, a free port), as in
+// production; autocannon and the direct baseline run in this one. On Linux the script also
+// reads each server thread's CPU time from /proc, so the server's own cost per request (its
+// main thread: HTTP, parsing, validation, result JSON) can be set against the scoring
+// threads' cost whatever else the machine is doing.
 //
 //   npm run build && node bench/server-load.mjs [--dim 128] [--threads 2] [--seconds 10]
 //     [--bodies json,npy]
 import autocannon from 'autocannon';
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
 import { npyHeaderBytes } from '../dist/io/npy.js';
 import { createPoolBackend } from '../dist/pool/index.js';
 import { prepareCatalog, scoreCatalogBlocks } from '../dist/score.js';
-import { resolveServerConfig, startServer } from '../dist/server/index.js';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 
 const { values } = parseArgs({
   options: {
@@ -43,8 +50,7 @@ function matrix(rows, seed) {
 }
 
 const contentVectors = matrix(contentRows, 1);
-const config = resolveServerConfig({ port: 0, threads, queueLimit: 4096, timeoutMs: 120_000 }, {});
-const server = await startServer({ config, logger: pino({ level: 'warn' }) });
+const server = await startServerProcess(threads);
 const put = await fetch(`${server.url}/v1/catalogs/bench`, {
   method: 'PUT',
   headers: { 'Content-Type': 'application/json' },
@@ -74,8 +80,11 @@ async function measureDirect(call, connections) {
   return { rps: latencies.length / seconds, p50: at(0.5), p99: at(0.99) };
 }
 
-console.log(`catalog ${contentRows} x ${dim}, ${threads} threads, ${seconds} s per case`);
-console.log('users | body | connections | http req/s | http p50 ms | http p99 ms | direct req/s | direct p50 ms | direct p99 ms | overhead');
+console.log(`catalog ${contentRows} x ${dim}, ${threads} threads, ${seconds} s per case, server pid ${server.pid}`);
+console.log(
+  'users | body | http req/s | http p50 / p99 ms | direct req/s | direct p50 / p99 ms | overhead | ' +
+    'server main thread CPU ms/req | scoring threads CPU ms/req | CPU overhead',
+);
 for (const users of batches) {
   const userVectors = matrix(users, 2 + users);
   const flat = Float32Array.from(userVectors.flat());
@@ -96,6 +105,7 @@ for (const users of batches) {
           };
     // One connection per thread keeps the pool busy without measuring queueing alone.
     const connections = threads;
+    const before = threadCpu(server.pid);
     const http = await autocannon({
       url: request.url,
       method: 'POST',
@@ -104,27 +114,82 @@ for (const users of batches) {
       connections,
       duration: seconds,
     });
+    const after = threadCpu(server.pid);
     if (http.non2xx > 0) throw new Error(`${http.non2xx} requests failed`);
     const direct = await measureDirect(async () => {
       for await (const block of scoreCatalogBlocks(catalog, { users: request.input, k: 10 })) void block;
     }, connections);
     const overhead = (direct.rps / http.requests.average - 1) * 100;
+    const cpu = cpuPerRequest(before, after, server.pid, http.requests.total);
     console.log(
       [
         users,
         kind,
-        connections,
         http.requests.average.toFixed(1),
-        http.latency.p50,
-        http.latency.p99,
+        `${http.latency.p50} / ${http.latency.p99}`,
         direct.rps.toFixed(1),
-        direct.p50.toFixed(1),
-        direct.p99.toFixed(1),
+        `${direct.p50.toFixed(1)} / ${direct.p99.toFixed(1)}`,
         `${overhead.toFixed(1)}%`,
+        cpu ? cpu.main.toFixed(2) : 'n/a',
+        cpu ? cpu.scoring.toFixed(2) : 'n/a',
+        cpu ? `${((cpu.main / cpu.scoring) * 100).toFixed(1)}%` : 'n/a',
       ].join(' | '),
     );
   }
 }
 catalog.dispose();
 await backend.dispose();
-await server.close();
+server.process.kill('SIGTERM');
+
+/**
+ * Starts `attnscore serve` on a free loopback port and waits for its start-up log line, which
+ * carries the port.
+ */
+async function startServerProcess(threadCount) {
+  const bin = new URL('../bin/attnscore.js', import.meta.url).pathname;
+  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--threads', String(threadCount)], {
+    env: { ...process.env, ATTNSCORE_QUEUE_LIMIT: '4096', ATTNSCORE_TIMEOUT_MS: '120000' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  for await (const line of lines) {
+    const record = JSON.parse(line);
+    if (record.msg === 'server started') {
+      // Keep reading so that request logs never fill the pipe and stall the server.
+      lines.on('line', () => {});
+      return { url: `http://127.0.0.1:${record.port}`, pid: child.pid, process: child };
+    }
+  }
+  throw new Error('attnscore serve exited before it started listening');
+}
+
+/** CPU seconds of each thread of process `pid`, from /proc; undefined where /proc is missing. */
+function threadCpu(pid) {
+  const folder = `/proc/${pid}/task`;
+  if (!existsSync(folder)) return undefined;
+  const ticksPerSecond = 100;
+  const times = new Map();
+  for (const tid of readdirSync(folder)) {
+    const stat = readFileSync(`${folder}/${tid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat are user and system time in clock ticks.
+    times.set(tid, (Number(fields[11]) + Number(fields[12])) / ticksPerSecond);
+  }
+  return times;
+}
+
+/**
+ * CPU milliseconds per request: the server's main thread (whose thread id is its pid) and
+ * the busiest `threads` other threads, which are the scoring workers.
+ */
+function cpuPerRequest(before, after, pid, requests) {
+  if (before === undefined || after === undefined || requests === 0) return undefined;
+  const used = [...after].map(([tid, seconds]) => [tid, seconds - (before.get(tid) ?? 0)]);
+  const main = used.find(([tid]) => tid === String(pid))?.[1] ?? 0;
+  const others = used
+    .filter(([tid]) => tid !== String(pid))
+    .map(([, seconds]) => seconds)
+    .sort((a, b) => b - a);
+  const scoring = others.slice(0, threads).reduce((sum, seconds) => sum + seconds, 0);
+  return { main: (main * 1000) / requests, scoring: (scoring * 1000) / requests };
+}

@@ -45,7 +45,10 @@ export class JsonResultEncoder {
   /** Appends text that is known to be ASCII, such as punctuation or a number. */
   ascii(text: string): this {
     this.reserve(text.length);
-    for (let index = 0; index < text.length; index++) this.bytes[this.length++] = text.charCodeAt(index);
+    const bytes = this.bytes;
+    let at = this.length;
+    for (let index = 0; index < text.length; index++) bytes[at++] = text.charCodeAt(index);
+    this.length = at;
     return this;
   }
 
