@@ -405,6 +405,16 @@ describe('server', () => {
     expect(tooLarge.value).toBe(1e39);
     const badUpload = await send(server, 'PUT', '/v1/catalogs/bad', { vectors: [[1, 2], [3, 1e39]] });
     expect((await expectProblem(badUpload, 400)).pointer).toBe('/vectors/1/1');
+    const heavy = await send(server, 'POST', '/v1/score', {
+      users: { vectors: [[1, 2]] },
+      contents: { vectors: [[2, 1], [1, 1]], weights: [1, -1e39] },
+    });
+    const heavyProblem = await expectProblem(heavy, 400);
+    expect(heavyProblem.pointer).toBe('/contents/weights/1');
+    expect(heavyProblem.value).toBe(-1e39);
+    expect(heavyProblem.rule).toBe('float32_range');
+    const heavyUpload = await send(server, 'PUT', '/v1/catalogs/heavy', { vectors: [[1, 2]], weights: [4e38] });
+    expect((await expectProblem(heavyUpload, 400)).pointer).toBe('/weights/0');
   });
 
   it('ids equal as strings are duplicates', async () => {

@@ -1,7 +1,7 @@
 /**
  * Request body schemas (zod 4) and the parser that turns the first failed
  * rule into a 400 problem with the field's JSON Pointer, value and rule.
- * Finite values that overflow float32, and duplicate ids, are left to the
+ * Vector values that overflow float32, and duplicate ids, are left to the
  * engine, whose messages name the row and column.
  */
 import { z } from 'zod';
@@ -61,12 +61,18 @@ export const vectorSetSchema = z
   })
   .superRefine(checkLengths);
 
+/** A content weight: a number that stays finite when rounded to float32, as the engine keeps it. */
+const weightSchema = z.number().refine((value) => Number.isFinite(Math.fround(value)), {
+  message: 'every weight must be a finite number that fits in float32 (|w| <= 3.4028235e38)',
+  params: { rule: 'float32_range' },
+});
+
 /** Contents: vectors with optional ids and weights (1 each when omitted). */
 export const contentSetSchema = z
   .strictObject({
     ids: z.array(idSchema).optional(),
     vectors: matrixSchema,
-    weights: z.array(z.number()).optional(),
+    weights: z.array(weightSchema).optional(),
   })
   .superRefine(checkLengths);
 
