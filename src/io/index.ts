@@ -30,6 +30,18 @@ export {
   formatJsonlLine,
   formatScore,
   openResultWriter,
+  outputFormatByExtension,
+  type OutputFormat,
   type ResultFormat,
   type ResultWriter,
+  type ResultWriterOptions,
 } from './writers.js';
+export type { ColumnOptions } from './columnar.js';
+export { readArrowVectors, type ReadArrowVectorsOptions } from './arrow-bytes.js';
+export {
+  buildResultBatch,
+  encodeResultsIpc,
+  type IpcKind,
+  type ParquetCompression,
+  type TableLayout,
+} from './table-writers.js';

@@ -2,6 +2,12 @@ import { AttnScoreError } from '../scoring/errors.js';
 import { messages } from '../scoring/messages.js';
 import type { RowId, UserResult } from '../scoring/types.js';
 import { AtomicFile, type AtomicFileOptions } from './atomic.js';
+import {
+  createIpcWriter,
+  createParquetWriter,
+  type ParquetCompression,
+  type TableLayout,
+} from './table-writers.js';
 
 /** A results file written in batches of users. */
 export interface ResultWriter {
@@ -13,8 +19,30 @@ export interface ResultWriter {
   abort(): Promise<void>;
 }
 
-/** The output formats for results. */
+/** The text output formats for results, which shard and part files use. */
 export type ResultFormat = 'jsonl' | 'csv';
+
+/** Every output format: text, Parquet, and Arrow IPC file (`arrow`) or stream (`arrows`). */
+export type OutputFormat = ResultFormat | 'parquet' | 'arrow' | 'arrows';
+
+/** Output extensions and the format each one selects; other names get JSONL. */
+export const outputFormatByExtension: Readonly<Record<string, OutputFormat>> = {
+  '.jsonl': 'jsonl',
+  '.ndjson': 'jsonl',
+  '.csv': 'csv',
+  '.parquet': 'parquet',
+  '.arrow': 'arrow',
+  '.feather': 'arrow',
+  '.arrows': 'arrows',
+};
+
+/** Options for {@link openResultWriter}. */
+export interface ResultWriterOptions extends AtomicFileOptions {
+  /** The layout of Parquet and Arrow IPC output, by default one row per user. */
+  readonly layout?: TableLayout;
+  /** The Parquet codec, by default zstd. */
+  readonly compression?: ParquetCompression;
+}
 
 /**
  * Formats a float32 score as the shortest decimal that reads back to the same float32, trying
@@ -41,11 +69,23 @@ export function formatScore(score: number): string {
 /** Opens `target` (`-` for standard output) and returns a writer for `format`. */
 export async function openResultWriter(
   target: string,
-  format: ResultFormat,
-  options: AtomicFileOptions = {},
+  format: OutputFormat,
+  options: ResultWriterOptions = {},
 ): Promise<ResultWriter> {
   const file = await AtomicFile.open(target, options);
-  return format === 'jsonl' ? createJsonlWriter(file) : createCsvWriter(file);
+  const layout = options.layout ?? 'user';
+  switch (format) {
+    case 'jsonl':
+      return createJsonlWriter(file);
+    case 'csv':
+      return createCsvWriter(file);
+    case 'parquet':
+      return createParquetWriter(file, layout, options.compression ?? 'zstd');
+    case 'arrow':
+      return createIpcWriter(file, layout, 'file');
+    case 'arrows':
+      return createIpcWriter(file, layout, 'stream');
+  }
 }
 
 /**
