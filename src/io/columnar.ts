@@ -322,7 +322,7 @@ export class BatchDecoder {
           if (child.nullCount > 0 && !child.getValid(position)) {
             throw new AttnScoreError('INVALID_INPUT', messages.nullElement(at, name, element));
           }
-          const value = Number(values[child.offset + position]);
+          const value = Number(values[position]);
           checkFloat32(value, `${at}, column ${show(name)}`, element);
           out[row * dim + element] = value;
         }
@@ -345,7 +345,7 @@ export class BatchDecoder {
           if (chunk.nullCount > 0 && !chunk.getValid(index)) {
             throw new AttnScoreError('INVALID_INPUT', messages.nullValue(at, name));
           }
-          const value = Number(values[chunk.offset + index]);
+          const value = Number(values[index]);
           checkFloat32(value, `${at}, column ${show(name)}`, element);
           out[row * dim + element] = value;
         }
@@ -397,17 +397,18 @@ export class BatchDecoder {
   }
 }
 
-/** Returns the start and end of row `index` of a list chunk in its child's positions. */
+/**
+ * Returns the start and end of row `index` of a list chunk in its child's positions. A sliced
+ * apache-arrow `Data` keeps `offset` for its validity bitmap only: its value offsets, and the
+ * child of a fixed-size list, are already sliced, so they are indexed from 0.
+ */
 function listBounds(chunk: Data, index: number): [number, number] {
   if (chunk.type.typeId === Type.FixedSizeList) {
     const size = (chunk.type as FixedSizeList).listSize;
-    const start = (chunk.offset + index) * size;
-    return [start, start + size];
+    return [index * size, (index + 1) * size];
   }
   const offsets = chunk.valueOffsets as Int32Array | BigInt64Array;
-  const start = Number(offsets[chunk.offset + index]);
-  const end = Number(offsets[chunk.offset + index + 1]);
-  return [start, end];
+  return [Number(offsets[index]), Number(offsets[index + 1])];
 }
 
 /**
