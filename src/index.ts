@@ -23,13 +23,11 @@ export { resolveParams, defaultParams, MAX_ABS_ALPHA, type ScoreParams } from '.
 export { AttnScoreError, isInputError, type ErrorCode } from './scoring/errors.js';
 export { loyalty } from './scoring/math.js';
 export type { BlockScores, ExclusionList, Match, RowId, UserResult, VectorSet } from './scoring/types.js';
+export { openResultWriter, type ColumnOptions, type OutputFormat } from './io/index.js';
+export { readArrowVectors, type ReadArrowVectorsOptions } from './io/arrow-bytes.js';
 export {
+  buildResultBatch,
   encodeResultsIpc,
-  openResultWriter,
-  readArrowVectors,
-  type ColumnOptions,
-  type OutputFormat,
   type ParquetCompression,
-  type ReadArrowVectorsOptions,
   type TableLayout,
-} from './io/index.js';
+} from './io/table-writers.js';

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 
 import { AttnScoreError } from '../scoring/errors.js';
@@ -8,8 +9,6 @@ import { readIds } from './ids.js';
 import { readJsonl, type TextVectors } from './jsonl.js';
 import type { ColumnOptions } from './columnar.js';
 import { openNpy, type NpyFile } from './npy.js';
-import { readTableVectors } from './table-vectors.js';
-import { isFolder } from './tables.js';
 
 export { readWeights } from './weights.js';
 
@@ -65,7 +64,11 @@ export async function readVectors(path: string, options: ReadVectorsOptions): Pr
     const message = messages.idsFileNotAllowed(options.idsPath, path);
     throw new AttnScoreError('INVALID_PARAMETER', message);
   }
-  if (isTableFormat(format)) return readTableVectors(path, format, options.role, options.columns);
+  if (isTableFormat(format)) {
+    // Loaded on first use, because apache-arrow and parquet-wasm take about 0.6 s to load.
+    const { readTableVectors } = await import('./table-vectors.js');
+    return readTableVectors(path, format, options.role, options.columns);
+  }
   const vectors: TextVectors = format === 'jsonl' ? await readJsonl(path) : await readCsv(path);
   const { ids, data, rows, dim, weights } = vectors;
   if (options.role === 'contents' && weights !== undefined) {
@@ -83,7 +86,10 @@ export async function chooseInputFormat(
   format: VectorFormat | undefined,
 ): Promise<VectorFormat> {
   const known = format !== undefined || formatByExtension[extname(path).toLowerCase()] !== undefined;
-  if (!known && (await isFolder(path))) return 'parquet';
+  if (!known) {
+    const stats = await stat(path).catch(() => undefined);
+    if (stats?.isDirectory() === true) return 'parquet';
+  }
   return chooseFormat(path, format);
 }
 

@@ -12,7 +12,6 @@ import { countJsonlRows, readJsonlRows, type TextRow } from './jsonl.js';
 import { openNpy, type NpyFile } from './npy.js';
 import type { ColumnOptions } from './columnar.js';
 import { checkNpyVectors, chooseInputFormat, isTableFormat, type VectorFormat } from './read.js';
-import { countTableRows, openTableBlocks } from './table-vectors.js';
 
 /** A half-open range of rows, `start` included and `end` excluded, counted from 0. */
 export interface RowRange {
@@ -102,6 +101,7 @@ export async function openUserBlocks(
     throw new AttnScoreError('INVALID_PARAMETER', message);
   }
   if (isTableFormat(format)) {
+    const { openTableBlocks } = await import('./table-vectors.js');
     const stream = await openTableBlocks(path, format, blockRows, range, options.columns);
     if (range !== undefined && stream.rows !== undefined) {
       try {
@@ -130,7 +130,10 @@ export interface CountRowsOptions {
  */
 export async function countRows(path: string, options: CountRowsOptions = {}): Promise<number> {
   const format = await chooseInputFormat(path, options.format);
-  if (isTableFormat(format)) return countTableRows(path, format);
+  if (isTableFormat(format)) {
+    const { countTableRows } = await import('./table-vectors.js');
+    return countTableRows(path, format);
+  }
   if (format === 'jsonl') return countJsonlRows(path);
   if (format === 'csv') return countCsvRows(path);
   const file = await openNpy(path);

@@ -2,12 +2,7 @@ import { AttnScoreError } from '../scoring/errors.js';
 import { messages } from '../scoring/messages.js';
 import type { RowId, UserResult } from '../scoring/types.js';
 import { AtomicFile, type AtomicFileOptions } from './atomic.js';
-import {
-  createIpcWriter,
-  createParquetWriter,
-  type ParquetCompression,
-  type TableLayout,
-} from './table-writers.js';
+import type { ParquetCompression, TableLayout } from './table-writers.js';
 
 /** A results file written in batches of users. */
 export interface ResultWriter {
@@ -79,13 +74,13 @@ export async function openResultWriter(
       return createJsonlWriter(file);
     case 'csv':
       return createCsvWriter(file);
-    case 'parquet':
-      return createParquetWriter(file, layout, options.compression ?? 'zstd');
-    case 'arrow':
-      return createIpcWriter(file, layout, 'file');
-    case 'arrows':
-      return createIpcWriter(file, layout, 'stream');
   }
+  // Loaded on first use, because apache-arrow and parquet-wasm take about 0.6 s to load.
+  const tables = await import('./table-writers.js');
+  if (format === 'parquet') {
+    return tables.createParquetWriter(file, layout, options.compression ?? 'zstd');
+  }
+  return tables.createIpcWriter(file, layout, format === 'arrow' ? 'file' : 'stream');
 }
 
 /**
