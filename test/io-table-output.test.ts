@@ -1,7 +1,7 @@
 /**
- * Parquet and Arrow IPC output: the CLI writes scores that DuckDB and apache-arrow read back
- * equal to the JSONL output, in both layouts and with each codec; the in-memory IPC encoder;
- * and the Fashion-MNIST real cases converted to Parquet and Arrow IPC.
+ * Parquet and Arrow IPC output. The CLI writes scores that DuckDB and apache-arrow read back
+ * equal to the JSONL output, in both layouts and with each codec. Also the in-memory IPC
+ * encoder, and the Fashion-MNIST real cases converted to Parquet and Arrow IPC.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';

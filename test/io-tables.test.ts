@@ -32,7 +32,7 @@ const element = (j: number) => `(sin(i * ${j + 1}.7) + ${j} * 0.1)`;
 const DIM = 4;
 const elements = Array.from({ length: DIM }, (_, j) => element(j));
 
-/** The vectors that the DuckDB fixtures contain, computed by DuckDB itself. */
+/** Computes in DuckDB the ids and vectors that the DuckDB fixtures contain. */
 async function expectedVectors(rows: number): Promise<{ ids: string[]; data: Float32Array }> {
   const list = await query(
     `SELECT 'id' || i AS id, [${elements.join(', ')}]::FLOAT[] AS v FROM range(${rows}) t(i) ORDER BY i`,

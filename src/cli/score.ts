@@ -329,7 +329,7 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
   }
 }
 
-/** The column options of the CLI, which apply to both inputs; only contents take weights. */
+/** Returns the column options for one input. They apply to both inputs, but only contents take weights. */
 function columnOptions(options: ScoreCommandOptions, contents: boolean): ColumnOptions {
   return {
     idColumn: options.idColumn,

@@ -21,7 +21,7 @@ import { messages } from '../scoring/messages.js';
 import type { RowId } from '../scoring/types.js';
 import { checkFloat32, IdRegistry, scaleTinyRow } from './common.js';
 
-/** Which columns of a Parquet or Arrow table hold the ids, vectors and weights. */
+/** The id, vector and weight columns of a Parquet or Arrow table. */
 export interface ColumnOptions {
   /** The id column. By default the only string or integer column, else row numbers. */
   readonly idColumn?: string;

@@ -135,8 +135,8 @@ export function buildResultBatch(
 }
 
 /**
- * Encodes results as Arrow IPC stream bytes in `layout`, for a response body. The stream holds
- * one record batch, or none but the schema when `results` is empty.
+ * Encodes results as Arrow IPC stream bytes in `layout`, for a response body. The stream contains
+ * one record batch, or only the schema when `results` is empty.
  */
 export function encodeResultsIpc(results: readonly UserResult[], layout: TableLayout): Uint8Array {
   const batch = buildResultBatch(results, layout);
@@ -240,9 +240,9 @@ export function createParquetWriter(
 }
 
 /**
- * Rows per Parquet row group. The encoder holds a row group's encoded pages until it is
- * complete, so this bounds its memory: with the long layout that is about 30 bytes a row
- * before compression, so about 2 MB.
+ * Rows per Parquet row group. The encoder keeps a row group's encoded pages in memory until it
+ * is complete, so this bounds its memory. With the long layout that is an estimated 30 bytes a
+ * row before compression, about 2 MB.
  */
 const ROW_GROUP_ROWS = 65_536;
 

@@ -1,8 +1,8 @@
 /**
  * Parquet files, folders of Parquet part files, and Arrow IPC files and streams, read one
  * record batch at a time. Parquet is decoded by parquet-wasm (the Rust `parquet` crate compiled
- * to WebAssembly, which handles every codec that Spark, pandas, DuckDB and Polars write) into
- * Arrow IPC bytes that apache-arrow then reads. Arrow IPC is read by apache-arrow directly.
+ * to WebAssembly; the tests cover its snappy and zstd codecs) into Arrow IPC bytes that
+ * apache-arrow then reads. Arrow IPC is read by apache-arrow directly.
  */
 import { openAsBlob, type Dirent } from 'node:fs';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
@@ -99,7 +99,7 @@ async function openParquet(source: string): Promise<TableReader> {
 
 /**
  * Lists the .parquet files under `folder`, its subfolders included (Hive-style `key=value`
- * partitions), in natural order of their relative paths, so that `data_2` comes before
+ * partitions, whose values are not read as columns), in natural order of their relative paths, so that `data_2` comes before
  * `data_10`. Names that start with `_` or `.` (`_SUCCESS`, `.part-0.crc`) are skipped, as Spark
  * skips them.
  */
@@ -268,7 +268,7 @@ async function openArrowIpc(source: string): Promise<TableReader> {
     rows: undefined,
     async *batches(_columns, range) {
       // The whole record batch is read whatever the columns, because IPC stores the columns of
-      // a batch together; reading them is a copy, not a decode.
+      // a batch together. Reading them is a copy, not a decode.
       const { handle, reader } = await openIpcReader(source);
       handles.add(handle);
       let row = 0;

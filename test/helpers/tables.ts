@@ -36,7 +36,7 @@ export async function query(sql: string): Promise<Record<string, unknown>[]> {
   return reader.getRowObjectsJson() as Record<string, unknown>[];
 }
 
-/** A row-major float32 matrix as an Arrow fixed-size list vector. */
+/** Wraps a row-major float32 matrix as an Arrow fixed-size list vector. */
 export function fixedSizeListVector(data: Float32Array, dim: number): Vector {
   const rows = data.length / dim;
   const child = makeData({ type: new Float32(), length: data.length, data });
@@ -44,7 +44,7 @@ export function fixedSizeListVector(data: Float32Array, dim: number): Vector {
   return makeVector(makeData({ type, length: rows, nullCount: 0, child }));
 }
 
-/** A row-major matrix as an Arrow list<double> vector, every row of length `dim`. */
+/** Converts a row-major matrix to an Arrow list<double> vector, every row of length `dim`. */
 export function float64ListVector(data: ArrayLike<number>, dim: number): Vector {
   const rows = data.length / dim;
   const child = makeData({ type: new Float64(), length: data.length, data: Float64Array.from(data) });
