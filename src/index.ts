@@ -23,3 +23,11 @@ export { resolveParams, defaultParams, MAX_ABS_ALPHA, type ScoreParams } from '.
 export { AttnScoreError, isInputError, type ErrorCode } from './scoring/errors.js';
 export { loyalty } from './scoring/math.js';
 export type { BlockScores, ExclusionList, Match, RowId, UserResult, VectorSet } from './scoring/types.js';
+export { openResultWriter, type ColumnOptions, type OutputFormat } from './io/index.js';
+export { readArrowVectors, type ReadArrowVectorsOptions } from './io/arrow-bytes.js';
+export {
+  buildResultBatch,
+  encodeResultsIpc,
+  type ParquetCompression,
+  type TableLayout,
+} from './io/table-writers.js';

@@ -25,6 +25,8 @@ export type { RowRange } from './io/stream.js';
 import { openUserBlocks, type RowRange, type UserBlock } from './io/stream.js';
 import { countRows } from './io/stream.js';
 import { openNpy } from './io/npy.js';
+import type { ColumnOptions } from './io/columnar.js';
+import type { VectorFormat } from './io/read.js';
 import {
   loadVectors,
   loadWeights,
@@ -50,10 +52,14 @@ export interface ScoreOptions extends Partial<ScoreParams> {
   readonly contents: VectorSource;
   /** Content weights: a `.npy` or text file, or one number per content. Overrides weights read with the contents. */
   readonly weights?: string | ArrayLike<number>;
-  /** Format of a users file; taken from its extension when omitted. */
-  readonly usersFormat?: 'npy' | 'jsonl' | 'csv';
-  /** Format of a contents file; taken from its extension when omitted. */
-  readonly contentsFormat?: 'npy' | 'jsonl' | 'csv';
+  /** Format of a users file; taken from its extension when omitted, and Parquet for a folder. */
+  readonly usersFormat?: VectorFormat;
+  /** Format of a contents file; taken from its extension when omitted, and Parquet for a folder. */
+  readonly contentsFormat?: VectorFormat;
+  /** The id and vector columns of a Parquet or Arrow IPC users table. */
+  readonly usersColumns?: ColumnOptions;
+  /** The id, vector and weight columns of a Parquet or Arrow IPC contents table. */
+  readonly contentsColumns?: ColumnOptions;
   /** Text file with one user id per line, for `.npy` users. */
   readonly userIds?: string;
   /** Text file with one content id per line, for `.npy` contents. */
@@ -353,6 +359,7 @@ async function loadInputs(options: ScoreOptions, params: ScoreParams): Promise<R
     role: 'contents',
     format: options.contentsFormat,
     idsPath: options.contentIds,
+    columns: options.contentsColumns,
   });
   const users = await openUsers(options);
   if (users.dim !== contents.dim) {
@@ -372,7 +379,7 @@ async function loadInputs(options: ScoreOptions, params: ScoreParams): Promise<R
 
 /** Opens the users: a file is checked up to its first row here and streamed later. */
 async function openUsers(
-  options: Pick<ScoreOptions, 'users' | 'usersFormat' | 'userIds'>,
+  options: Pick<ScoreOptions, 'users' | 'usersFormat' | 'userIds' | 'usersColumns'>,
 ): Promise<UserSource> {
   const input = options.users;
   if (typeof input !== 'string') {
@@ -394,7 +401,11 @@ async function openUsers(
     };
   }
   const path: string = input;
-  const readOptions = { format: options.usersFormat, idsPath: options.userIds };
+  const readOptions = {
+    format: options.usersFormat,
+    idsPath: options.userIds,
+    columns: options.usersColumns,
+  };
   const first = await openUserBlocks(input, { ...readOptions, blockRows: 1 });
   await first.close();
   const rows = first.rows ?? (await countRows(input, { format: options.usersFormat }));
@@ -440,7 +451,8 @@ export interface CatalogOptions {
   readonly contents: VectorSource;
   /** Content weights, as {@link ScoreOptions.weights}. */
   readonly weights?: string | ArrayLike<number>;
-  readonly contentsFormat?: 'npy' | 'jsonl' | 'csv';
+  readonly contentsFormat?: VectorFormat;
+  readonly contentsColumns?: ColumnOptions;
   readonly contentIds?: string;
   /** The backend that stores the prepared contents; the caller creates and disposes it. */
   readonly backend: Backend;
@@ -467,6 +479,7 @@ export async function prepareCatalog(options: CatalogOptions): Promise<PreparedC
     role: 'contents',
     format: options.contentsFormat,
     idsPath: options.contentIds,
+    columns: options.contentsColumns,
   });
   const weights =
     options.weights !== undefined ? await loadWeights(options.weights, contents.rows) : contents.weights;

@@ -7,6 +7,8 @@ import { messages } from './scoring/messages.js';
 import type { RowId, VectorSet } from './scoring/types.js';
 import { readVectors, readWeights } from './io/index.js';
 import { scaleTinyRow } from './io/common.js';
+import type { ColumnOptions } from './io/columnar.js';
+import type { VectorFormat } from './io/read.js';
 
 /** Vectors given in memory: a flat row-major array with its shape, or one array per row. */
 export interface VectorInput {
@@ -20,13 +22,15 @@ export interface VectorInput {
   readonly source?: string;
 }
 
-/** A path to a `.npy`, `.jsonl` or `.csv` file, in-memory vectors, or an already read set. */
+/** A path to a `.npy`, `.jsonl`, `.csv`, Parquet or Arrow IPC file, in-memory vectors, or an already read set. */
 export type VectorSource = string | VectorInput | VectorSet;
 
 /** Options of {@link loadVectors} for file sources. */
 export interface LoadOptions {
   readonly role: 'users' | 'contents';
-  readonly format?: 'npy' | 'jsonl' | 'csv';
+  readonly format?: VectorFormat;
+  /** The id, vector and weight columns of Parquet and Arrow IPC tables. */
+  readonly columns?: ColumnOptions;
   /** Text file with one id per row, for `.npy` files. */
   readonly idsPath?: string;
 }
@@ -34,7 +38,12 @@ export interface LoadOptions {
 /** Reads or converts `source` into a validated vector set. */
 export async function loadVectors(source: VectorSource, options: LoadOptions): Promise<VectorSet> {
   if (typeof source === 'string') {
-    return readVectors(source, { role: options.role, format: options.format, idsPath: options.idsPath });
+    return readVectors(source, {
+      role: options.role,
+      format: options.format,
+      idsPath: options.idsPath,
+      columns: options.columns,
+    });
   }
   return toVectorSet(source, options.role);
 }

@@ -86,12 +86,12 @@ describe('readVectors', () => {
   });
 
   it('rejects an unknown extension', async () => {
-    const file = await fixture('users.parquet', 'x');
+    const file = await fixture('users.h5', 'x');
     const error = await rejection(readVectors(file, { role: 'users' }));
     expect(error.code).toBe('UNSUPPORTED_FORMAT');
     expect(error.message).toBe(
       `${file} has an unsupported file extension; expected one of .npy, .jsonl, .ndjson, .csv, ` +
-        'or give the format explicitly',
+        '.parquet, .pq, .arrow, .arrows, .feather, .ipc, or give the format explicitly',
     );
   });
 
@@ -102,7 +102,7 @@ describe('readVectors', () => {
     >[1];
     const error = await rejection(readVectors(file, options));
     expect(error.code).toBe('INVALID_PARAMETER');
-    expect(error.message).toBe('unknown input format "tsv"; expected one of npy, jsonl, csv');
+    expect(error.message).toBe('unknown input format "tsv"; expected one of npy, jsonl, csv, parquet, arrow');
   });
 
   it('rejects an ids file for text input', async () => {

@@ -8,12 +8,19 @@ import { backendNames, defaultBackend } from '../backends/index.js';
 import { canonicalPath } from '../io/paths.js';
 import {
   formatJsonlLine,
+  outputFormatByExtension,
   STDOUT_PATH,
   openMatrixWriter,
   openResultWriter,
+  type ColumnOptions,
   type MatrixWriter,
+  type OutputFormat,
+  type ParquetCompression,
+  type ResultFormat,
   type ResultWriter,
+  type TableLayout,
 } from '../io/index.js';
+import type { VectorFormat } from '../io/read.js';
 import { defaultParams } from '../scoring/params.js';
 import { DEFAULT_BLOCK_USERS, prepareRun, type PreparedRun, type RowRange } from '../score.js';
 import { AttnScoreError, isInputError } from '../scoring/errors.js';
@@ -37,8 +44,14 @@ interface ScoreCommandOptions {
   weights?: string;
   userIds?: string;
   contentIds?: string;
-  usersFormat?: 'npy' | 'jsonl' | 'csv';
-  contentsFormat?: 'npy' | 'jsonl' | 'csv';
+  usersFormat?: VectorFormat;
+  contentsFormat?: VectorFormat;
+  idColumn?: string;
+  vectorColumn?: string;
+  vectorColumns?: string;
+  weightColumn?: string;
+  layout: TableLayout;
+  compression?: ParquetCompression;
   k: number;
   alpha: number;
   beta: number;
@@ -47,7 +60,7 @@ interface ScoreCommandOptions {
   normalizeWeights: boolean;
   backend: string;
   out: string;
-  format?: 'jsonl' | 'csv';
+  format?: OutputFormat;
   matrix?: string;
   blockUsers: number;
   threads?: number;
@@ -60,7 +73,8 @@ interface ScoreCommandOptions {
   partUsers?: number;
 }
 
-const inputFormats = ['npy', 'jsonl', 'csv'];
+const inputFormats = ['npy', 'jsonl', 'csv', 'parquet', 'arrow'];
+const outputFormats = ['jsonl', 'csv', 'parquet', 'arrow', 'arrows'];
 
 /** Adds `score` to the program. */
 export function registerScoreCommand(program: Command): void {
@@ -70,13 +84,17 @@ export function registerScoreCommand(program: Command): void {
       'Score every user against every content. For each user, writes CX = sum_c w_c * exp(alpha * a(u, c)), ' +
         'loyalty = 1 / (1 + exp(-(beta * CX + gamma))) and the k contents with the highest cosine a(u, c).',
     )
-    .requiredOption('--users <file>', 'user vectors: .npy (float32/float64, U x D), .jsonl or .csv')
-    .requiredOption('--contents <file>', 'content vectors: .npy, .jsonl or .csv (C x D)')
+    .requiredOption('--users <file>', 'user vectors: .npy (float32/float64, U x D), .jsonl, .csv, .parquet (a file or a folder of part files) or Arrow IPC (.arrow, .arrows, .feather)')
+    .requiredOption('--contents <file>', 'content vectors (C x D), in the same formats as --users')
     .option('--weights <file>', 'content weights: .npy or text with one number per line (default: 1 each, or the "weight" field of JSONL contents)')
     .option('--user-ids <file>', 'text file with one user id per line, for .npy users (default: row numbers from 0)')
     .option('--content-ids <file>', 'text file with one content id per line, for .npy contents (default: row numbers from 0)')
     .addOption(new Option('--users-format <format>', 'users file format (default: from the extension)').choices(inputFormats))
     .addOption(new Option('--contents-format <format>', 'contents file format (default: from the extension)').choices(inputFormats))
+    .option('--id-column <name>', 'Parquet/Arrow input: the id column of users and contents (default: the only string or integer column, else row numbers)')
+    .option('--vector-column <name>', 'Parquet/Arrow input: the vector column, a list or fixed-size list of numbers (default: the only such column)')
+    .option('--vector-columns <names>', 'Parquet/Arrow input: one numeric column per dimension, as a comma-separated list or a prefix ending in * such as "emb_*" (default: columns named PREFIX0, PREFIX1, ... when there is no list column)')
+    .option('--weight-column <name>', 'Parquet/Arrow contents: the weight column (default: a column named "weight"; --weights overrides it)')
     .option('--k <n>', 'contents kept per user, best first (a positive integer)', parseNumber('k'), defaultParams.k)
     .option('--alpha <x>', 'exponent scale of CX, |alpha| <= 80', parseNumber('alpha'), defaultParams.alpha)
     .option('--beta <x>', 'slope of the loyalty sigmoid', parseNumber('beta'), defaultParams.beta)
@@ -85,7 +103,9 @@ export function registerScoreCommand(program: Command): void {
     .option('--normalize-weights', 'divide the weights by their sum, making CX a weighted mean of exp(alpha * a)', false)
     .addOption(new Option('--backend <name>', 'scoring engine').choices([...backendNames]).default(defaultBackend))
     .option('--out <file>', 'output file, written to a temporary file and renamed when complete; - for stdout', '-')
-    .addOption(new Option('--format <format>', 'output format (default: csv for a .csv --out, else jsonl)').choices(['jsonl', 'csv']))
+    .addOption(new Option('--format <format>', 'output format (default: from the --out extension: .csv, .parquet, .arrow or .feather (Arrow IPC file), .arrows (Arrow IPC stream), else jsonl)').choices(outputFormats))
+    .addOption(new Option('--layout <layout>', 'Parquet/Arrow output: "user" writes one row per user with a list of {content_id, score}; "long" writes one row per user and rank').choices(['user', 'long']).default('user'))
+    .addOption(new Option('--compression <codec>', 'Parquet output codec (default: zstd)').choices(['zstd', 'snappy', 'none']))
     .option('--matrix <file>', 'also write the U x C float32 cosine matrix to this .npy file (U x C x 4 bytes: small jobs only)')
     .option('--block-users <n>', 'users scored per backend call', parseNumber('block-users'), DEFAULT_BLOCK_USERS)
     .option('--threads <n>', 'threads that score with the wasm backend; 1 scores on the main thread (default: the number of available cores, or 1 for jobs under 4 GFLOP = 2 x U x C x D)', parseNumber('threads'))
@@ -208,8 +228,15 @@ function isClosedPipe(error: unknown): boolean {
 
 async function runScore(options: ScoreCommandOptions): Promise<void> {
   const started = performance.now();
-  const format = options.format ?? (extname(options.out).toLowerCase() === '.csv' ? 'csv' : 'jsonl');
+  const format = options.format ?? outputFormatByExtension[extname(options.out).toLowerCase()] ?? 'jsonl';
   checkMatrixPath(options.matrix, options.out);
+  const tableOutput = format === 'parquet' || format === 'arrow' || format === 'arrows';
+  if (options.compression !== undefined && format !== 'parquet') {
+    throw new CliExit(EXIT_USAGE, `--compression applies to Parquet output only; ${format} output is written uncompressed`);
+  }
+  if (tableOutput && (options.shard !== undefined || options.shardCount !== undefined || options.resume || options.partUsers !== undefined)) {
+    throw new CliExit(EXIT_USAGE, `--shard, --shard-count, --resume and --part-users write text parts; use --format jsonl or csv with them (got ${format})`);
+  }
   const shard = resolveShard({ shard: options.shard, shardCount: options.shardCount }, process.env);
   if (options.resume && options.out === STDOUT_PATH) {
     throw new CliExit(EXIT_USAGE, '--resume needs --out FILE; results on stdout cannot be resumed');
@@ -230,6 +257,8 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
     weights: options.weights,
     userIds: options.userIds,
     contentIds: options.contentIds,
+    usersColumns: columnOptions(options, false),
+    contentsColumns: columnOptions(options, true),
     k: options.k,
     alpha: options.alpha,
     beta: options.beta,
@@ -300,6 +329,16 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
   }
 }
 
+/** Returns the column options for one input. They apply to both inputs, but only contents take weights. */
+function columnOptions(options: ScoreCommandOptions, contents: boolean): ColumnOptions {
+  return {
+    idColumn: options.idColumn,
+    vectorColumn: options.vectorColumn,
+    vectorColumns: options.vectorColumns,
+    weightColumn: contents ? options.weightColumn : undefined,
+  };
+}
+
 /** The destination of a run's results: one atomic file (or stdout), or resumable parts. */
 interface RunOutput {
   /** Ranges of users still to score, in order. */
@@ -321,12 +360,12 @@ interface RunOutput {
 async function openRunOutput(
   run: PreparedRun,
   options: ScoreCommandOptions,
-  format: 'jsonl' | 'csv',
+  format: OutputFormat,
   out: string,
   range: RowRange,
   shard: Shard | undefined,
 ): Promise<RunOutput> {
-  if (out === STDOUT_PATH || options.matrix !== undefined) {
+  if (out === STDOUT_PATH || options.matrix !== undefined || !isTextFormat(format)) {
     return openStreamOutput(run, options, format, out, range);
   }
   const folder = partsFolder(out);
@@ -388,15 +427,22 @@ async function openRunOutput(
   };
 }
 
+function isTextFormat(format: OutputFormat): format is ResultFormat {
+  return format === 'jsonl' || format === 'csv';
+}
+
 /** Opens one atomic results file (or stdout) and the optional matrix file. */
 async function openStreamOutput(
   run: PreparedRun,
   options: ScoreCommandOptions,
-  format: 'jsonl' | 'csv',
+  format: OutputFormat,
   out: string,
   range: RowRange,
 ): Promise<RunOutput> {
-  const writer: ResultWriter = await openResultWriter(out, format);
+  const writer: ResultWriter = await openResultWriter(out, format, {
+    layout: options.layout,
+    compression: options.compression,
+  });
   let matrixWriter: MatrixWriter | undefined;
   try {
     if (options.matrix !== undefined) {

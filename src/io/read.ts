@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 
 import { AttnScoreError } from '../scoring/errors.js';
@@ -6,12 +7,13 @@ import type { RowId, VectorSet } from '../scoring/types.js';
 import { readCsv } from './csv.js';
 import { readIds } from './ids.js';
 import { readJsonl, type TextVectors } from './jsonl.js';
+import type { ColumnOptions } from './columnar.js';
 import { openNpy, type NpyFile } from './npy.js';
 
 export { readWeights } from './weights.js';
 
 /** The input formats that {@link readVectors} reads. */
-export type VectorFormat = 'npy' | 'jsonl' | 'csv';
+export type VectorFormat = 'npy' | 'jsonl' | 'csv' | 'parquet' | 'arrow';
 
 /** File extensions and the format each one selects. */
 export const formatByExtension: Readonly<Record<string, VectorFormat>> = {
@@ -19,9 +21,20 @@ export const formatByExtension: Readonly<Record<string, VectorFormat>> = {
   '.jsonl': 'jsonl',
   '.ndjson': 'jsonl',
   '.csv': 'csv',
+  '.parquet': 'parquet',
+  '.pq': 'parquet',
+  '.arrow': 'arrow',
+  '.arrows': 'arrow',
+  '.feather': 'arrow',
+  '.ipc': 'arrow',
 };
 
-const FORMATS: readonly VectorFormat[] = ['npy', 'jsonl', 'csv'];
+const FORMATS: readonly VectorFormat[] = ['npy', 'jsonl', 'csv', 'parquet', 'arrow'];
+
+/** Returns true for the formats that are tables with named columns. */
+export function isTableFormat(format: VectorFormat): format is 'parquet' | 'arrow' {
+  return format === 'parquet' || format === 'arrow';
+}
 
 /** Options for {@link readVectors}. */
 export interface ReadVectorsOptions {
@@ -34,6 +47,8 @@ export interface ReadVectorsOptions {
   readonly format?: VectorFormat;
   /** A file with one id per line, for .npy input. Without it the ids are the row numbers. */
   readonly idsPath?: string;
+  /** The id, vector and weight columns of Parquet and Arrow IPC tables; other formats ignore them. */
+  readonly columns?: ColumnOptions;
 }
 
 /**
@@ -43,11 +58,16 @@ export interface ReadVectorsOptions {
  * column. The `source` of the result is `path` as given.
  */
 export async function readVectors(path: string, options: ReadVectorsOptions): Promise<VectorSet> {
-  const format = chooseFormat(path, options.format);
+  const format = await chooseInputFormat(path, options.format);
   if (format === 'npy') return readNpyVectors(path, options.idsPath);
   if (options.idsPath !== undefined) {
     const message = messages.idsFileNotAllowed(options.idsPath, path);
     throw new AttnScoreError('INVALID_PARAMETER', message);
+  }
+  if (isTableFormat(format)) {
+    // Loaded on first use, because apache-arrow and parquet-wasm take about 0.6 s to load.
+    const { readTableVectors } = await import('./table-vectors.js');
+    return readTableVectors(path, format, options.role, options.columns);
   }
   const vectors: TextVectors = format === 'jsonl' ? await readJsonl(path) : await readCsv(path);
   const { ids, data, rows, dim, weights } = vectors;
@@ -55,6 +75,22 @@ export async function readVectors(path: string, options: ReadVectorsOptions): Pr
     return { ids, data, rows, dim, weights, source: path };
   }
   return { ids, data, rows, dim, source: path };
+}
+
+/**
+ * Returns the format of an input as {@link chooseFormat} does, except that a folder without a
+ * known extension is read as Parquet part files.
+ */
+export async function chooseInputFormat(
+  path: string,
+  format: VectorFormat | undefined,
+): Promise<VectorFormat> {
+  const known = format !== undefined || formatByExtension[extname(path).toLowerCase()] !== undefined;
+  if (!known) {
+    const stats = await stat(path).catch(() => undefined);
+    if (stats?.isDirectory() === true) return 'parquet';
+  }
+  return chooseFormat(path, format);
 }
 
 /**

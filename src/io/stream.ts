@@ -10,7 +10,8 @@ import { countCsvRows, readCsvRows } from './csv.js';
 import { checkIds, streamLines } from './ids.js';
 import { countJsonlRows, readJsonlRows, type TextRow } from './jsonl.js';
 import { openNpy, type NpyFile } from './npy.js';
-import { checkNpyVectors, chooseFormat, type VectorFormat } from './read.js';
+import type { ColumnOptions } from './columnar.js';
+import { checkNpyVectors, chooseInputFormat, isTableFormat, type VectorFormat } from './read.js';
 
 /** A half-open range of rows, `start` included and `end` excluded, counted from 0. */
 export interface RowRange {
@@ -69,6 +70,8 @@ export interface OpenUserBlocksOptions {
    * after the range are not read.
    */
   readonly range?: RowRange;
+  /** The id and vector columns of Parquet and Arrow IPC tables; other formats ignore them. */
+  readonly columns?: ColumnOptions;
 }
 
 /**
@@ -77,8 +80,8 @@ export interface OpenUserBlocksOptions {
  * held. The first row of a JSONL or CSV file is read and checked here, so that `dim` is known.
  * Errors in later rows are raised by `blocks()` when it reaches them.
  *
- * Memory is two blocks of vectors for .npy, because one block is read ahead, and one block
- * plus one line for text formats. Text formats and ids files also keep one registry entry per
+ * Memory is two blocks of vectors for .npy, because one block is read ahead, one block
+ * plus one line for text formats, and one block plus one record batch for Parquet and Arrow IPC. Text formats and ids files also keep one registry entry per
  * id read so far, because duplicate ids are rejected as the whole-file readers reject them.
  * That is roughly 110 bytes per id like `u123456`, estimated from peak RSS on Node 20.
  */
@@ -91,11 +94,24 @@ export async function openUserBlocks(
     throw new AttnScoreError('INVALID_PARAMETER', messages.positiveInteger('blockRows', blockRows));
   }
   if (range !== undefined) checkRange(path, range, undefined);
-  const format = chooseFormat(path, options.format);
+  const format = await chooseInputFormat(path, options.format);
   if (format === 'npy') return openNpyBlocks(path, options.idsPath, blockRows, range);
   if (options.idsPath !== undefined) {
     const message = messages.idsFileNotAllowed(options.idsPath, path);
     throw new AttnScoreError('INVALID_PARAMETER', message);
+  }
+  if (isTableFormat(format)) {
+    const { openTableBlocks } = await import('./table-vectors.js');
+    const stream = await openTableBlocks(path, format, blockRows, range, options.columns);
+    if (range !== undefined && stream.rows !== undefined) {
+      try {
+        checkRange(path, range, stream.rows);
+      } catch (error) {
+        await stream.close();
+        throw error;
+      }
+    }
+    return stream;
   }
   return openTextBlocks(path, format, blockRows, range);
 }
@@ -108,11 +124,16 @@ export interface CountRowsOptions {
 
 /**
  * Counts the rows of a vector file without holding it. For .npy this is the header's row
- * count. For JSONL and CSV it is the number of rows that the readers would yield from a valid
+ * count, and for Parquet the sum of the footers' row counts. For Arrow IPC, JSONL and CSV it is
+ * the number of rows that the readers would yield from a valid
  * file, found in one streaming pass that does not check the values.
  */
 export async function countRows(path: string, options: CountRowsOptions = {}): Promise<number> {
-  const format = chooseFormat(path, options.format);
+  const format = await chooseInputFormat(path, options.format);
+  if (isTableFormat(format)) {
+    const { countTableRows } = await import('./table-vectors.js');
+    return countTableRows(path, format);
+  }
   if (format === 'jsonl') return countJsonlRows(path);
   if (format === 'csv') return countCsvRows(path);
   const file = await openNpy(path);

@@ -4,6 +4,7 @@ import type { RowId, UserResult } from '../scoring/types.js';
 import { AtomicFile, type AtomicFileOptions } from './atomic.js';
 import { formatFloat32 } from './decimal.js';
 import { JsonResultEncoder } from './json-results.js';
+import type { ParquetCompression, TableLayout } from './table-writers.js';
 
 /** A results file written in batches of users. */
 export interface ResultWriter {
@@ -15,8 +16,30 @@ export interface ResultWriter {
   abort(): Promise<void>;
 }
 
-/** The output formats for results. */
+/** The text output formats for results, which shard and part files use. */
 export type ResultFormat = 'jsonl' | 'csv';
+
+/** Every output format: text, Parquet, and Arrow IPC file (`arrow`) or stream (`arrows`). */
+export type OutputFormat = ResultFormat | 'parquet' | 'arrow' | 'arrows';
+
+/** Output extensions and the format each one selects; other names get JSONL. */
+export const outputFormatByExtension: Readonly<Record<string, OutputFormat>> = {
+  '.jsonl': 'jsonl',
+  '.ndjson': 'jsonl',
+  '.csv': 'csv',
+  '.parquet': 'parquet',
+  '.arrow': 'arrow',
+  '.feather': 'arrow',
+  '.arrows': 'arrows',
+};
+
+/** Options for {@link openResultWriter}. */
+export interface ResultWriterOptions extends AtomicFileOptions {
+  /** The layout of Parquet and Arrow IPC output, by default one row per user. */
+  readonly layout?: TableLayout;
+  /** The Parquet codec, by default zstd. */
+  readonly compression?: ParquetCompression;
+}
 
 /**
  * Formats a float32 score as the shortest decimal of 6 to 9 significant digits that reads
@@ -33,11 +56,23 @@ export function formatScore(score: number): string {
 /** Opens `target` (`-` for standard output) and returns a writer for `format`. */
 export async function openResultWriter(
   target: string,
-  format: ResultFormat,
-  options: AtomicFileOptions = {},
+  format: OutputFormat,
+  options: ResultWriterOptions = {},
 ): Promise<ResultWriter> {
   const file = await AtomicFile.open(target, options);
-  return format === 'jsonl' ? createJsonlWriter(file) : createCsvWriter(file);
+  const layout = options.layout ?? 'user';
+  switch (format) {
+    case 'jsonl':
+      return createJsonlWriter(file);
+    case 'csv':
+      return createCsvWriter(file);
+  }
+  // Loaded on first use, because apache-arrow and parquet-wasm take about 0.6 s to load.
+  const tables = await import('./table-writers.js');
+  if (format === 'parquet') {
+    return tables.createParquetWriter(file, layout, options.compression ?? 'zstd');
+  }
+  return tables.createIpcWriter(file, layout, format === 'arrow' ? 'file' : 'stream');
 }
 
 /**

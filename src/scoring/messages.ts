@@ -141,6 +141,44 @@ export const messages = {
     `block of ${length} values written to ${target} is not a whole number ` +
     `of ${columns}-column rows`,
 
+  // Parquet and Arrow IPC tables.
+  columnNotFound: (source: string, column: string, available: string) =>
+    `${source} has no column ${show(column)}; its columns are ${available}`,
+  columnType: (source: string, column: string, type: string, expected: string) =>
+    `${source}: column ${show(column)} has type ${type}; expected ${expected}`,
+  vectorColumnConflict: () =>
+    'give either a vector column (a list per row) or vector columns (one per dimension), not both',
+  vectorColumnAmbiguous: (source: string, columns: readonly string[]) =>
+    `${source} has several list columns (${columns.map(show).join(', ')}); ` +
+    `choose the vector column with --vector-column`,
+  vectorColumnMissing: (source: string, available: string) =>
+    `${source} has no list column of numbers and no numbered columns such as f0, f1, ...; ` +
+    `its columns are ${available}. Choose them with --vector-column or --vector-columns`,
+  noColumnWithPrefix: (source: string, prefix: string, available: string) =>
+    `${source} has no column whose name starts with ${show(prefix)}; its columns are ${available}`,
+  idColumnAmbiguous: (source: string, columns: readonly string[]) =>
+    `${source} has several string or integer columns (${columns.map(show).join(', ')}); ` +
+    `choose the id column with --id-column`,
+  nullVector: (at: string, column: string) =>
+    `${at}, column ${show(column)} is null; every row needs a vector`,
+  nullElement: (at: string, column: string, element: number) =>
+    `${at}, column ${show(column)} has a null at position ${element}; ` +
+    `every value must be a finite number`,
+  nullValue: (at: string, column: string) =>
+    `${at}, column ${show(column)} is null; every row needs a value`,
+  noParquetParts: (folder: string) =>
+    `${folder} is a folder with no .parquet files; expected a Parquet file or a folder of ` +
+    `part files as Spark and DuckDB write them`,
+  invalidTable: (source: string, format: string, detail: string) =>
+    `${source} is not a valid ${format} file: ${detail}`,
+  partSchemaDiffers: (part: string, first: string, detail: string) =>
+    `part file ${part} does not match the first part ${first}: ${detail}`,
+  compressionNotSupported: (format: string) =>
+    `compression applies to Parquet output only; ${format} output is written uncompressed`,
+  mixedIdTypes: (column: string, id: unknown) =>
+    `${column} was written as integers but ${show(id)} is a string; ` +
+    `ids of one kind must be all numbers or all strings`,
+
   // Streaming users, shards, resumable runs and merging shard outputs.
   invalidRowRange: (source: string, start: unknown, end: unknown, rows: number | undefined) =>
     `invalid row range ${show(start)} to ${show(end)} for ${source}` +
