@@ -301,10 +301,10 @@ export class BatchDecoder {
     for (const chunk of chunks) {
       const child = chunk.children[0]!;
       const values = child.values as ArrayLike<number | bigint>;
+      const checkNulls = child.nullCount > 0;
       for (let index = 0; index < chunk.length; index++, row++) {
-        const at = messages.rowAt(this.source, first + row);
         if (!chunk.getValid(index)) {
-          throw new AttnScoreError('INVALID_INPUT', messages.nullVector(at, name));
+          throw new AttnScoreError('INVALID_INPUT', messages.nullVector(this.at(first + row), name));
         }
         const [start, end] = listBounds(chunk, index);
         const length = end - start;
@@ -314,17 +314,19 @@ export class BatchDecoder {
         }
         const dim = this.dimension;
         if (length !== dim) {
-          throw new AttnScoreError('INVALID_INPUT', messages.raggedRow(`${at}, column ${show(name)}`, length, dim));
+          throw new AttnScoreError('INVALID_INPUT', messages.raggedRow(this.cell(first + row, name), length, dim));
         }
         out ??= new Float64Array(rows * dim);
+        const base = row * dim;
         for (let element = 0; element < dim; element++) {
           const position = start + element;
-          if (child.nullCount > 0 && !child.getValid(position)) {
-            throw new AttnScoreError('INVALID_INPUT', messages.nullElement(at, name, element));
+          if (checkNulls && !child.getValid(position)) {
+            throw new AttnScoreError('INVALID_INPUT', messages.nullElement(this.at(first + row), name, element));
           }
           const value = Number(values[position]);
-          checkFloat32(value, `${at}, column ${show(name)}`, element);
-          out[row * dim + element] = value;
+          // Messages are built only for a bad value: building one per value would dominate.
+          if (!isFloat32Finite(value)) checkFloat32(value, this.cell(first + row, name), element);
+          out[base + element] = value;
         }
       }
     }
@@ -340,18 +342,28 @@ export class BatchDecoder {
       let row = 0;
       for (const chunk of column.data as Data[]) {
         const values = chunk.values as ArrayLike<number | bigint>;
+        const checkNulls = chunk.nullCount > 0;
         for (let index = 0; index < chunk.length; index++, row++) {
-          const at = messages.rowAt(this.source, first + row);
-          if (chunk.nullCount > 0 && !chunk.getValid(index)) {
-            throw new AttnScoreError('INVALID_INPUT', messages.nullValue(at, name));
+          if (checkNulls && !chunk.getValid(index)) {
+            throw new AttnScoreError('INVALID_INPUT', messages.nullValue(this.at(first + row), name));
           }
           const value = Number(values[index]);
-          checkFloat32(value, `${at}, column ${show(name)}`, element);
+          if (!isFloat32Finite(value)) checkFloat32(value, this.cell(first + row, name), element);
           out[row * dim + element] = value;
         }
       }
     });
     return out;
+  }
+
+  /** Names row `row` of the table for messages. */
+  private at(row: number): string {
+    return messages.rowAt(this.source, row);
+  }
+
+  /** Names row `row` and column `name` for messages. */
+  private cell(row: number, name: string): string {
+    return `${this.at(row)}, column ${show(name)}`;
   }
 
   private decodeIds(batch: RecordBatch, first: number): RowId[] {
@@ -364,13 +376,12 @@ export class BatchDecoder {
     }
     const column = this.column(batch, name);
     for (let index = 0; index < rows; index++) {
-      const at = messages.rowAt(this.source, first + index);
       const value: unknown = column.get(index);
       if (value === null || value === undefined) {
-        throw new AttnScoreError('INVALID_INPUT', messages.nullValue(at, name));
+        throw new AttnScoreError('INVALID_INPUT', messages.nullValue(this.at(first + index), name));
       }
       const id = toRowId(value);
-      if (id === '') throw new AttnScoreError('INVALID_INPUT', messages.emptyId(at));
+      if (id === '') throw new AttnScoreError('INVALID_INPUT', messages.emptyId(this.at(first + index)));
       this.registry.add(id, first + index);
       ids[index] = id;
     }
@@ -382,14 +393,13 @@ export class BatchDecoder {
     const column = this.column(batch, name);
     const weights = new Float64Array(batch.numRows);
     for (let index = 0; index < weights.length; index++) {
-      const at = messages.rowAt(this.source, first + index);
       const value: unknown = column.get(index);
       if (value === null || value === undefined) {
-        throw new AttnScoreError('INVALID_INPUT', messages.nullValue(at, name));
+        throw new AttnScoreError('INVALID_INPUT', messages.nullValue(this.at(first + index), name));
       }
       const weight = Number(value);
-      if (!Number.isFinite(Math.fround(weight))) {
-        throw new AttnScoreError('NON_FINITE_VALUE', messages.weightValue(`${at}, column ${show(name)}`, weight));
+      if (!isFloat32Finite(weight)) {
+        throw new AttnScoreError('NON_FINITE_VALUE', messages.weightValue(this.cell(first + index, name), weight));
       }
       weights[index] = weight;
     }
@@ -432,6 +442,11 @@ function toRowId(value: unknown): RowId {
   }
   if (typeof value === 'number') return value;
   return String(value);
+}
+
+/** Whether `value` is a number that stays finite when rounded to float32. */
+function isFloat32Finite(value: number): boolean {
+  return Number.isFinite(Math.fround(value));
 }
 
 function show(name: string): string {

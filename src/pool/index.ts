@@ -38,7 +38,7 @@ import {
   type BlockLayout,
   type ContentsLayout,
 } from '../backends/wasm/layout.js';
-import { createKernelMemory, instantiateKernel, splitAlpha } from '../backends/wasm/module.js';
+import { createKernelMemory, instantiateKernel, kernelModule, splitAlpha } from '../backends/wasm/module.js';
 import type { WasmMemory } from '../backends/wasm/webassembly.js';
 import { AttnScoreError } from '../scoring/errors.js';
 import { messages } from '../scoring/messages.js';
@@ -194,6 +194,7 @@ export function createPoolBackend(options: PoolBackendOptions = {}): Backend {
 
   const workerData: PoolWorkerData = {
     variant,
+    module: kernelModule(variant),
     releaseChannel: `attnscore-pool-${randomUUID()}`,
   };
   const channel = new BroadcastChannel(workerData.releaseChannel);

@@ -3,12 +3,14 @@
  * pointer is a byte offset into the shared kernel memory.
  */
 import type { KernelVariant } from '../backends/wasm/module.js';
-import type { WasmMemory } from '../backends/wasm/webassembly.js';
+import type { WasmMemory, WasmModule } from '../backends/wasm/webassembly.js';
 
 /** Start data of each worker thread, passed through Piscina's `workerData`. */
 export interface PoolWorkerData {
   /** The kernel build every task of this pool runs. */
   readonly variant: KernelVariant;
+  /** That build, compiled by the main thread; workers share its code. */
+  readonly module: WasmModule;
   /**
    * Name of the BroadcastChannel on which the pool sends a
    * {@link MemoryRelease} when prepared contents are disposed.

@@ -2,21 +2,20 @@
  * The worker-thread side of the pool backend, loaded by Piscina from
  * dist/pool/worker.js (see index.ts for why dist/ even under vitest).
  *
- * Per-thread state lives at module scope. The compiled kernel comes from
- * module.ts, which compiles with V8's optimizing compiler and, for the
- * relaxed build, sets V8's relaxed-SIMD flag first. One instance per shared
+ * Per-thread state lives at module scope. The compiled kernel comes from the
+ * main thread through `workerData`, so every thread runs the same optimized
+ * code and none compiles it again. One instance per shared
  * memory is kept until the pool sends a release message for that memory on
  * the release channel.
  */
 import { BroadcastChannel, workerData } from 'node:worker_threads';
 import { TILE_USERS } from '../backends/wasm/layout.js';
-import { instantiateKernel, kernelModule, type KernelExports } from '../backends/wasm/module.js';
+import { adoptKernelModule, instantiateKernel, type KernelExports } from '../backends/wasm/module.js';
 import type { MemoryRelease, PoolWorkerData, ScoreTask } from './task.js';
 
-const { variant, releaseChannel } = workerData as PoolWorkerData;
+const { variant, module, releaseChannel } = workerData as PoolWorkerData;
 
-// Compile when the thread starts rather than in its first task.
-kernelModule(variant);
+adoptKernelModule(variant, module);
 
 const instances = new Map<number, KernelExports>();
 

@@ -118,16 +118,33 @@ export function simdAvailable(): boolean {
 }
 
 /**
- * Makes V8 compile WebAssembly with its optimizing compiler from the start.
- * By default V8 first runs code from its baseline compiler (Liftoff) and
- * optimizes hot functions in the background, but a call already running
- * stays on the baseline code. One scoreBlock call can take seconds, so the
- * first block of a run would take about three times as long (measured on
- * Node 20.20: 4096 x 16384 x 256 in one block took 2.5 s instead of 0.9 s).
- * The flag applies to every module this process compiles afterwards.
+ * Compiles `bytes` with V8's optimizing compiler, every function before this
+ * returns. By default V8 compiles each function on its first call with its
+ * baseline compiler (Liftoff) and optimizes hot ones in the background, but a
+ * call already running stays on the baseline code. One scoreBlock call can take
+ * seconds, so the first block of a run would take about three times as long
+ * (measured on Node 20.20: 4096 x 16384 x 256 in one block took 2.5 s instead
+ * of 0.9 s). The flags are global to the process, so they are restored after
+ * the compile: a large module loaded later, such as parquet-wasm's, starts
+ * several times faster on the baseline compiler.
  */
-function useOptimizingCompiler(): void {
+function compileOptimized(bytes: Uint8Array): WasmModule {
   setFlagsFromString('--no-liftoff');
+  setFlagsFromString('--no-wasm-lazy-compilation');
+  try {
+    return new webAssembly.Module(bytes);
+  } finally {
+    setFlagsFromString('--liftoff');
+    setFlagsFromString('--wasm-lazy-compilation');
+  }
+}
+
+/**
+ * Uses `module`, compiled by another thread, for `variant` in this thread, so
+ * that worker threads share the main thread's optimized code and never compile.
+ */
+export function adoptKernelModule(variant: KernelVariant, module: WasmModule): void {
+  moduleCache.set(variant, module);
 }
 
 /** Returns the compiled module of `variant`, compiling it on first use. */
@@ -148,8 +165,7 @@ export function kernelModule(variant: KernelVariant): WasmModule {
           'use the js backend',
       );
     }
-    useOptimizingCompiler();
-    module = new webAssembly.Module(readBuild(variant));
+    module = compileOptimized(readBuild(variant));
     moduleCache.set(variant, module);
   }
   return module;
