@@ -19,6 +19,7 @@ import { score } from '../src/score.js';
 import { resolveServerConfig, startServer, type AttnScoreServer } from '../src/server/index.js';
 import { encodeNpy, loadNpy } from './helpers/npy.js';
 import { randomMatrix } from './helpers/data.js';
+import { fixedSizeListVector, stringVector } from './helpers/tables.js';
 
 const KEY = 'test-key-0123456789';
 const auth = { Authorization: `Bearer ${KEY}` };
@@ -245,6 +246,58 @@ describe('server', () => {
       'Content-Type': 'application/x-npy',
     });
     expect((await expectProblem(badK, 400)).pointer).toBe('/k');
+  });
+
+  it('arrow uploads, users and responses', async () => {
+    const { Float64, Table, tableFromIPC, tableToIPC, vectorFromArray } = await import('apache-arrow');
+    const userIds = Array.from({ length: 40 }, (_, row) => `viewer-${row}`);
+    const expected = await score({
+      users: { data: users, rows: 40, dim: DIM, ids: userIds },
+      contents: { data: contents, rows: 300, dim: DIM, ids: contentIds },
+      weights,
+      k: 5,
+      alpha: 1.5,
+      threads: 1,
+    });
+    const arrowHeaders = { ...auth, 'Content-Type': 'application/vnd.apache.arrow.stream' };
+    const catalog = new Table({
+      item: stringVector(contentIds.map(String)),
+      embedding: fixedSizeListVector(contents, DIM),
+      weight: vectorFromArray(Array.from(weights), new Float64()),
+    });
+    const put = await send(server, 'PUT', '/v1/catalogs/arrow', Buffer.from(tableToIPC(catalog, 'stream')), arrowHeaders);
+    expect(put.status).toBe(201);
+    expect(((await put.json()) as { rows: number }).rows).toBe(300);
+
+    const usersBody = Buffer.from(tableToIPC(new Table({ user: stringVector(userIds), embedding: fixedSizeListVector(users, DIM) }), 'stream'));
+    const asJson = await send(server, 'POST', '/v1/catalogs/arrow/score?k=5&alpha=1.5', usersBody, arrowHeaders);
+    expect(asJson.status).toBe(200);
+    expect(resultLines(await asJson.text())).toEqual(expectedLines(expected.results));
+
+    const accept = { ...arrowHeaders, Accept: 'application/vnd.apache.arrow.stream' };
+    const asArrow = await send(server, 'POST', '/v1/catalogs/arrow/score?k=5&alpha=1.5', usersBody, accept);
+    expect(asArrow.headers.get('content-type')).toMatch(/^application\/vnd\.apache\.arrow\.stream/);
+    const perUser = tableFromIPC(new Uint8Array(await asArrow.arrayBuffer())).toArray();
+    expect(perUser).toHaveLength(40);
+    expect(perUser.map((row) => row.user_id)).toEqual(userIds);
+    for (const [index, row] of perUser.entries()) {
+      const want = expected.results[index]!;
+      expect(row.cx).toBe(want.cx);
+      expect(row.loyalty).toBe(want.loyalty);
+      const top = row.top.toArray() as { content_id: unknown; score: number }[];
+      expect(top.map((match) => String(match.content_id))).toEqual(want.top.map((match) => String(match.content)));
+      expect(top.map((match) => match.score)).toEqual(want.top.map((match) => Math.fround(match.score)));
+    }
+
+    const long = await send(server, 'POST', '/v1/catalogs/arrow/score?k=5&alpha=1.5&layout=long', usersBody, accept);
+    const longRows = tableFromIPC(new Uint8Array(await long.arrayBuffer())).toArray();
+    expect(longRows).toHaveLength(expected.results.reduce((sum, result) => sum + result.top.length, 0));
+    expect(longRows[0]!.rank).toBe(1);
+
+    const wrongColumn = await send(server, 'POST', '/v1/catalogs/arrow/score?vectorColumn=vec', usersBody, arrowHeaders);
+    expect((await expectProblem(wrongColumn, 400)).detail).toMatch(/vec.*embedding/);
+    const garbage = await send(server, 'POST', '/v1/catalogs/arrow/score', Buffer.from('not arrow'), arrowHeaders);
+    expect((await expectProblem(garbage, 400)).detail).toMatch(/Arrow IPC/);
   });
 
   const realCases = [

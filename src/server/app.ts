@@ -20,7 +20,7 @@ import { messages } from '../scoring/messages.js';
 import type { UserResult } from '../scoring/types.js';
 import { toVectorSet, type VectorInput } from '../vectors.js';
 import { requireBearerKey } from './auth.js';
-import { NPY_TYPE, parseNpyBody, parseRawBody, RAW_TYPE } from './binary.js';
+import { ARROW_TYPE, encodeArrowResults, NPY_TYPE, parseArrowBody, parseNpyBody, parseRawBody, RAW_TYPE } from './binary.js';
 import { CatalogStore, type CatalogUpload } from './catalogs.js';
 import type { ServerConfig } from './config.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
@@ -73,6 +73,9 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Seconds a client is asked to wait after a 429 or a timeout. */
 const RETRY_AFTER_SECONDS = '1';
+
+/** The body types that catalog uploads and catalog score requests accept, for messages. */
+const BODY_TYPES = `application/json, ${ARROW_TYPE}, ${NPY_TYPE} or ${RAW_TYPE}`;
 
 /**
  * Starts the server on `config.host` and `config.port`, after the backend is
@@ -201,7 +204,7 @@ function createApp(context: AppContext): express.Express {
   const v1 = express.Router();
   if (config.apiKeys.length > 0) v1.use(requireBearerKey(config.apiKeys));
   const json = express.json({ limit: config.bodyLimit, type: ['application/json', 'application/*+json'] });
-  const raw = express.raw({ limit: config.bodyLimit, type: [NPY_TYPE, RAW_TYPE] });
+  const raw = express.raw({ limit: config.bodyLimit, type: [ARROW_TYPE, NPY_TYPE, RAW_TYPE] });
   registerCatalogRoutes(v1, context, json, raw);
   registerScoreRoutes(v1, context, json, raw);
   app.use('/v1', v1);
@@ -254,10 +257,15 @@ function registerCatalogRoutes(
 /** Reads a catalog upload from a JSON, `.npy` or raw float32 body. */
 async function readUpload(request: Request): Promise<CatalogUpload> {
   if (Buffer.isBuffer(request.body)) {
+    if (request.is(ARROW_TYPE)) {
+      const query = parseBody(queryParametersSchema, request.query);
+      const { weights, ...vectors } = await parseArrowBody(request.body, 'contents', query);
+      return { vectors, ...(weights ? { weights: Array.from(weights) } : {}) };
+    }
     if (request.is(NPY_TYPE)) return { vectors: await parseNpyBody(request.body) };
     return { vectors: parseRawBody(request.body, request.get('X-Shape'), request.query) };
   }
-  requireJson(request, `application/json, ${NPY_TYPE} or ${RAW_TYPE}`);
+  requireJson(request, BODY_TYPES);
   const body = parseBody(contentSetSchema, request.body);
   return { vectors: vectorInput(body, 'catalog'), ...(body.weights ? { weights: body.weights } : {}) };
 }
@@ -298,7 +306,7 @@ function registerScoreRoutes(
     );
     if (results === undefined) return;
     metrics.pairs.inc({ endpoint: 'score' }, results.length * lease.catalog.contents.rows);
-    sendResults(response, results);
+    await sendResults(request, response, results);
   });
 
   router.post('/score', json, async (request, response) => {
@@ -319,7 +327,7 @@ function registerScoreRoutes(
     });
     if (results === undefined) return;
     metrics.pairs.inc({ endpoint: 'score' }, results.length * body.contents.vectors.length);
-    sendResults(response, results);
+    await sendResults(request, response, results);
   });
 
   router.post('/pairs', json, async (request, response) => {
@@ -410,13 +418,19 @@ interface CatalogScoreJob extends Omit<CatalogScoreBody, 'users'> {
  */
 async function readCatalogScore(request: Request): Promise<CatalogScoreJob> {
   if (Buffer.isBuffer(request.body)) {
-    const users = request.is(NPY_TYPE)
-      ? await parseNpyBody(request.body)
-      : parseRawBody(request.body, request.get('X-Shape'), request.query);
     const parameters = parseBody(queryParametersSchema, request.query);
+    let users: VectorInput;
+    if (request.is(ARROW_TYPE)) {
+      const set = await parseArrowBody(request.body, 'users', parameters);
+      users = { ids: set.ids, data: set.data, rows: set.rows, dim: set.dim };
+    } else if (request.is(NPY_TYPE)) {
+      users = await parseNpyBody(request.body);
+    } else {
+      users = parseRawBody(request.body, request.get('X-Shape'), request.query);
+    }
     return { ...parameters, users: { ...users, source: 'users' } };
   }
-  requireJson(request, `application/json, ${NPY_TYPE} or ${RAW_TYPE}`);
+  requireJson(request, BODY_TYPES);
   const body = parseBody(catalogScoreSchema, request.body);
   return { ...body, users: vectorInput(body.users, 'users') };
 }
@@ -444,8 +458,22 @@ async function collectResults(
   return results;
 }
 
+/**
+ * Sends results as an Arrow IPC stream when the client's Accept header prefers it (in the
+ * `layout` query parameter's layout), else as JSON.
+ */
+async function sendResults(request: Request, response: Response, results: readonly UserResult[]): Promise<void> {
+  if (request.accepts(['application/json', ARROW_TYPE]) === ARROW_TYPE) {
+    const { layout } = parseBody(queryParametersSchema, request.query);
+    const bytes = await encodeArrowResults(results, layout ?? 'user');
+    response.type(ARROW_TYPE).send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    return;
+  }
+  sendJsonResults(response, results);
+}
+
 /** Sends results as `{"results": [...]}`, each exactly as the command line's JSONL line. */
-function sendResults(response: Response, results: readonly UserResult[]): void {
+function sendJsonResults(response: Response, results: readonly UserResult[]): void {
   const encoder = new JsonResultEncoder(256 * results.length + 64).ascii('{"results":[');
   results.forEach((result, index) => {
     if (index > 0) encoder.ascii(',');

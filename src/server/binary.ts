@@ -1,17 +1,42 @@
 /**
- * Binary bodies, for catalog uploads and for the users of a score request: a
- * `.npy` file (`application/x-npy`), or raw little-endian float32 values
- * (`application/octet-stream`) whose shape comes from the `X-Shape: ROWS,DIM`
- * header or the `rows` and `dim` query parameters. Ids are row numbers and
- * weights are 1, because the body contains only the vectors.
+ * Binary bodies, for catalog uploads and for the users of a score request: an
+ * Arrow IPC stream (`application/vnd.apache.arrow.stream`) with ids, vectors
+ * and, for catalogs, weights in columns; a `.npy` file (`application/x-npy`);
+ * or raw little-endian float32 values (`application/octet-stream`) whose shape
+ * comes from the `X-Shape: ROWS,DIM` header or the `rows` and `dim` query
+ * parameters. `.npy` and raw bodies hold only the vectors, so their ids are
+ * row numbers and their weights 1.
  */
+import type { ColumnOptions } from '../io/columnar.js';
 import { readNpyBuffer } from '../io/npy.js';
+import type { TableLayout } from '../io/table-writers.js';
+import type { UserResult, VectorSet } from '../scoring/types.js';
 import type { VectorInput } from '../vectors.js';
 import { problem } from './problems.js';
 
 /** Media types of binary uploads. */
+export const ARROW_TYPE = 'application/vnd.apache.arrow.stream';
 export const NPY_TYPE = 'application/x-npy';
 export const RAW_TYPE = 'application/octet-stream';
+
+/**
+ * Reads an Arrow IPC body with the column rules of the Parquet and Arrow file
+ * readers. apache-arrow is loaded on the first Arrow request.
+ */
+export async function parseArrowBody(
+  body: Buffer,
+  role: 'users' | 'contents',
+  columns: ColumnOptions,
+): Promise<VectorSet> {
+  const { readArrowVectors } = await import('../io/arrow-bytes.js');
+  return readArrowVectors(body, { role, source: role === 'users' ? 'users' : 'catalog', columns });
+}
+
+/** Encodes results as an Arrow IPC stream in `layout`, loading apache-arrow on first use. */
+export async function encodeArrowResults(results: readonly UserResult[], layout: TableLayout): Promise<Uint8Array> {
+  const { encodeResultsIpc } = await import('../io/table-writers.js');
+  return encodeResultsIpc(results, layout);
+}
 
 /** Reads a `.npy` body in memory with the file reader's checks. */
 export async function parseNpyBody(body: Buffer): Promise<VectorInput> {

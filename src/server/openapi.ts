@@ -84,10 +84,67 @@ const nameParameter = {
   required: true,
   schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' },
 };
-const resultsResponse = json({
-  type: 'object',
-  properties: { results: { type: 'array', items: { $ref: '#/components/schemas/UserResult' } } },
-});
+const ARROW_STREAM = 'application/vnd.apache.arrow.stream';
+
+/** Results as JSON, or as an Arrow IPC stream when the Accept header asks for one. */
+const resultsResponse = {
+  description: 'OK',
+  content: {
+    'application/json': {
+      schema: {
+        type: 'object',
+        properties: { results: { type: 'array', items: { $ref: '#/components/schemas/UserResult' } } },
+      },
+    },
+    [ARROW_STREAM]: {
+      schema: {
+        type: 'string',
+        contentMediaType: ARROW_STREAM,
+        description:
+          'With layout=user: user_id, cx, loyalty, top (list of {content_id, score}). ' +
+          'With layout=long: user_id, rank, content_id, score, cx, loyalty.',
+      },
+    },
+  },
+};
+
+/** Binary bodies of vectors, for catalog uploads and for the users of a catalog score request. */
+const binaryVectorBodies = {
+  [ARROW_STREAM]: {
+    schema: {
+      type: 'string',
+      contentMediaType: ARROW_STREAM,
+      description:
+        'An id column, a vector column (a list or fixed-size list of numbers, or one numeric ' +
+        'column per dimension) and, for catalogs, a weight column; chosen by the query ' +
+        'parameters idColumn, vectorColumn, vectorColumns and weightColumn, else detected',
+    },
+  },
+  'application/x-npy': { schema: { type: 'string', contentMediaType: 'application/x-npy' } },
+  'application/octet-stream': {
+    schema: { type: 'string', description: 'little-endian float32, row-major; shape from X-Shape or rows and dim' },
+  },
+};
+
+/** Query parameters of binary bodies: their shape or columns, and the Arrow result layout. */
+const binaryParameters = [
+  { name: 'rows', in: 'query', schema: { type: 'integer', minimum: 1 } },
+  { name: 'dim', in: 'query', schema: { type: 'integer', minimum: 1 } },
+  { name: 'X-Shape', in: 'header', schema: { type: 'string', examples: ['10000,256'] } },
+  ...['idColumn', 'vectorColumn', 'vectorColumns', 'weightColumn'].map((name) => ({
+    name,
+    in: 'query',
+    schema: { type: 'string' },
+  })),
+];
+
+/** Scoring parameters in the query string, for binary users bodies. */
+const scoringQueryParameters = [
+  { name: 'k', in: 'query', schema: { type: 'integer', minimum: 1 } },
+  ...['alpha', 'beta', 'gamma', 'minScore'].map((name) => ({ name, in: 'query', schema: { type: 'number' } })),
+  { name: 'normalizeWeights', in: 'query', schema: { type: 'boolean' } },
+  { name: 'layout', in: 'query', schema: { enum: ['user', 'long'] }, description: 'layout of Arrow results' },
+];
 
 /** Builds the OpenAPI document; `version` is the package version. */
 export function buildOpenApi(version: string): JsonObject {
@@ -130,19 +187,12 @@ export function buildOpenApi(version: string): JsonObject {
         parameters: [nameParameter],
         put: {
           summary: 'Upload or replace a catalog of contents',
-          parameters: [
-            { name: 'rows', in: 'query', schema: { type: 'integer', minimum: 1 } },
-            { name: 'dim', in: 'query', schema: { type: 'integer', minimum: 1 } },
-            { name: 'X-Shape', in: 'header', schema: { type: 'string', examples: ['10000,256'] } },
-          ],
+          parameters: binaryParameters,
           requestBody: {
             required: true,
             content: {
               'application/json': { schema: { $ref: '#/components/schemas/Contents' } },
-              'application/x-npy': { schema: { type: 'string', contentMediaType: 'application/x-npy' } },
-              'application/octet-stream': {
-                schema: { type: 'string', description: 'little-endian float32, row-major' },
-              },
+              ...binaryVectorBodies,
             },
           },
           responses: {
@@ -164,9 +214,13 @@ export function buildOpenApi(version: string): JsonObject {
         parameters: [nameParameter],
         post: {
           summary: 'Score users against a catalog',
+          parameters: [...binaryParameters, ...scoringQueryParameters],
           requestBody: {
             required: true,
-            content: { 'application/json': { schema: { $ref: '#/components/schemas/CatalogScoreRequest' } } },
+            content: {
+              'application/json': { schema: { $ref: '#/components/schemas/CatalogScoreRequest' } },
+              ...binaryVectorBodies,
+            },
           },
           responses: { '200': resultsResponse, ...scoringErrors, ...problems(404) },
         },
@@ -174,6 +228,7 @@ export function buildOpenApi(version: string): JsonObject {
       '/v1/score': {
         post: {
           summary: 'Score users against contents given inline',
+          parameters: [scoringQueryParameters.at(-1)!],
           requestBody: {
             required: true,
             content: { 'application/json': { schema: { $ref: '#/components/schemas/ScoreRequest' } } },

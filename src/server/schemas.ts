@@ -103,6 +103,11 @@ export const queryParametersSchema = z.object({
   normalizeWeights: z.enum(['true', 'false']).transform((value) => value === 'true').optional(),
   rows: z.string().optional(),
   dim: z.string().optional(),
+  idColumn: z.string().min(1).optional(),
+  vectorColumn: z.string().min(1).optional(),
+  vectorColumns: z.string().min(1).optional(),
+  weightColumn: z.string().min(1).optional(),
+  layout: z.enum(['user', 'long']).optional(),
 });
 
 /** Body of `POST /v1/catalogs/{name}/score`. */
