@@ -7,13 +7,14 @@
 // loyalty 1e-6) before its time counts. A peer that fails the check, or that
 // cannot be installed or loaded, is reported as such, never left out.
 //
-// Shapes (U x C x D): d256 4096 x 16384 x 256; fashion, the Fashion-MNIST
-// case in ../shared/data/fashion-t10k-784 (2000 x 10000 x 784; a synthetic
-// stand-in of that shape when the folder is absent); d128 20000 x 20000 x 128;
-// d64 1000 x 100000 x 64. Synthetic data is seeded (users 1, contents 2),
-// weights are 0.5 + 0.1 * (c mod 10), alpha = 1, beta = 1 / C, gamma = -1,
-// k = 10. Figures: median of the timed runs after one warm-up; pairs per
-// second; effective GFLOP/s (2 * U * C * D / s); peak RSS of the peer's process.
+// Shapes (U x C x D): d256 is 4096 x 16384 x 256, d128 20000 x 20000 x 128
+// and d64 1000 x 100000 x 64. fashion is the Fashion-MNIST raw-pixel case
+// (2000 x 10000 x 784) from the data folder beside the repository, or a
+// synthetic stand-in of that shape when the folder is absent. Synthetic data
+// is seeded (users 1, contents 2), with weights 0.5 + 0.1 * (c mod 10),
+// alpha = 1, beta = 1 / C, gamma = -1 and k = 10. Figures: the median of the
+// timed runs after one warm-up, pairs per second, effective GFLOP/s
+// (2 * U * C * D / s) and the peak RSS of the peer's process.
 //
 // usage: npm run bench:peers [-- options]
 //   --quick           one small shape (1024 x 4096 x 128), 2 runs, no chart
@@ -61,7 +62,7 @@ const { values: options } = parseArgs({
 const shapeNames = listOption(options.shapes, options.quick ? ['quick'] : ['d256', 'fashion', 'd128', 'd64'], Object.keys(SHAPES), 'shape');
 const peerNames = listOption(options.peers, PEERS, PEERS, 'peer');
 const runs = Number(options.runs ?? (options.quick ? 2 : 5));
-if (!Number.isSafeInteger(runs) || runs < 1) throw new RangeError(`--runs must be a positive integer (got ${options.runs})`);
+if (!Number.isSafeInteger(runs) || runs < 1) usageError(`--runs must be a positive integer (got ${options.runs})`);
 /** FLOP one run of a slow peer may take: enough users for a stable time, seconds per run. */
 const slowBudgetFlop = options.quick ? 2e8 : 2e9;
 const outPath = options.out ?? (options.quick ? join(tmpdir(), 'attnscore-peers-quick.json') : join(root, 'bench', 'peers', 'results.json'));
@@ -104,9 +105,14 @@ if (!options['no-chart'] && !options.quick) {
 function listOption(value, fallback, known, what) {
   const list = value ? value.split(',').map((item) => item.trim()) : fallback;
   for (const item of list) {
-    if (!known.includes(item)) throw new RangeError(`unknown ${what} ${JSON.stringify(item)}; known: ${known.join(', ')}`);
+    if (!known.includes(item)) usageError(`unknown ${what} ${JSON.stringify(item)}; known: ${known.join(', ')}`);
   }
   return list;
+}
+
+function usageError(message) {
+  console.error(`bench/peers.mjs: ${message}`);
+  process.exit(2);
 }
 
 /** Returns the python3 that imports numpy, or undefined with the reason printed. */
@@ -185,7 +191,7 @@ async function buildReference(job) {
   return { rows: sampleRows, byRow: reference };
 }
 
-/** Runs one peer in a child process and returns its row of the table. */
+/** Runs one peer in a child process, checks its results and returns its row of the table. */
 function runPeer(job, peer, reference) {
   const slow = SLOW_PEERS.has(peer);
   const users = slow
@@ -210,10 +216,22 @@ function runPeer(job, peer, reference) {
   const child = spawnSync(command, commandArgs, { encoding: 'utf8', env, timeout: PEER_TIMEOUT_MS, maxBuffer: 64 << 20 });
   const lastLine = child.stdout?.trim().split('\n').pop() ?? '';
   if (child.status !== 0 || !lastLine.startsWith('{')) {
-    const reason = (child.error?.message ?? child.stderr?.trim().split('\n').find((line) => /error/i.test(line)) ?? child.stderr?.trim().split('\n').pop() ?? 'no output');
-    return { peer, status: `failed to load or run: ${reason.slice(0, 300)}` };
+    return { peer, status: `failed to load or run: ${failureReason(child).slice(0, 300)}` };
   }
-  const output = JSON.parse(lastLine);
+  return summarise(job, peer, JSON.parse(lastLine), reference);
+}
+
+/** Returns the error line of a failed peer process: its spawn error, else the stderr line that names the error. */
+function failureReason(child) {
+  if (child.error) return child.error.message;
+  const lines = (child.stderr ?? '').trim().split('\n');
+  // Node prints a code frame before the error itself, so look for a line that starts with the error's name.
+  const errorLine = lines.find((line) => /^\w*Error\b/.test(line)) ?? lines.find((line) => /error/i.test(line));
+  return errorLine ?? lines.pop() ?? `exit code ${child.status}, no output`;
+}
+
+/** Checks a peer's sampled results and, when they pass, turns its run times into the figures of the table. */
+function summarise(job, peer, output, reference) {
   const mismatch = checkSample(job, reference.byRow, output.sample);
   const base = { peer, version: output.version, notes: output.notes, users: output.users, maxRssMB: output.maxRssKB / 1024 };
   if (mismatch) return { ...base, status: `failed check: ${mismatch}` };

@@ -24,28 +24,41 @@ export async function writeChart(report, path) {
       });
     }
   }
+  const shapeOrder = [...new Set(values.map((value) => value.shape))];
+  const slowest = Math.min(...values.map((value) => value.pairsPerSecond));
+  const domainMin = 10 ** Math.floor(Math.log10(slowest));
   const { machine } = report;
   const spec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: {
       text: 'Pairs scored per second (cosine, top-10, CX, loyalty), higher is better',
-      subtitle: `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, ${machine.date}; log scale`,
+      subtitle: [
+        `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, ${machine.date}; log scale.`,
+        'No bar: the peer failed the result check or did not load; see bench/RESULTS.md.',
+      ],
     },
     data: { values },
-    facet: { column: { field: 'shape', type: 'nominal', title: 'U x C x D' } },
+    facet: { column: { field: 'shape', type: 'nominal', sort: shapeOrder, title: 'U x C x D' } },
     spec: {
       width: 150,
       height: 260,
       mark: { type: 'bar', tooltip: true },
       encoding: {
         x: { field: 'peer', type: 'nominal', sort: PEER_ORDER, title: null, axis: { labelAngle: -45 } },
-        y: { field: 'pairsPerSecond', type: 'quantitative', scale: { type: 'log' }, title: 'pairs per second' },
+        // Bars stack from 0 by default, which a log scale cannot show, so they start at domainMin.
+        y: {
+          field: 'pairsPerSecond',
+          type: 'quantitative',
+          stack: null,
+          scale: { type: 'log', domainMin },
+          title: 'pairs per second',
+        },
         color: { field: 'peer', type: 'nominal', sort: PEER_ORDER, legend: null },
         opacity: {
           field: 'scaled',
           type: 'ordinal',
           scale: { domain: ['no', 'yes'], range: [1, 0.55] },
-          title: 'run on a subset of users',
+          title: 'users subset',
         },
       },
     },

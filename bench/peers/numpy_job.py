@@ -11,10 +11,10 @@ w * exp(alpha * a) in float64 and applies the loyalty sigmoid.
 
 The first form prints one JSON line: seconds spent after loading, pairs,
 effective GFLOP/s and a few values to compare with attnscore's output. The
-second form is the numpy peer of bench/peers.mjs: it reads the job file that
-script writes, runs the job once to warm up and RUNS more times on the first
-USERS users, and prints the seconds of each run, peak RSS and the results of
-the users in SAMPLE_ROWS (comma-separated) in the format of bench/peers/peer.mjs.
+second form is the numpy peer of bench/peers.mjs. It reads the job file that
+script writes and runs the job once to warm up, then RUNS more times on the
+first USERS users. It prints the seconds of each run, peak RSS and the results
+of the users in SAMPLE_ROWS (comma-separated), as bench/peers/peer.mjs does.
 """
 import json
 import resource

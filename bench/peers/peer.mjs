@@ -1,5 +1,5 @@
 // Runs one peer of the benchmark in its own process, so that its peak RSS is
-// its own, and prints one JSON line: the seconds of each timed run, peak RSS,
+// its own. Prints one JSON line: the seconds of each timed run, peak RSS,
 // and the top list, CX and loyalty of the sampled users for the check.
 //
 // usage: node bench/peers/peer.mjs JOB.json PEER RUNS USERS SAMPLE_ROWS
@@ -198,7 +198,7 @@ function simsimdPeer() {
         best.reset();
         let cx = 0;
         for (let c = 0; c < contentCount; c++) {
-          // A zero vector's cosine is 0 by definition; simsimd's distance for it is not.
+          // A zero vector's cosine is 0 by definition; simsimd gives distance 0 (cosine 1) for two zero vectors.
           const cosine = zeroUser || zeroContent[c] ? 0 : 1 - cosineDistance(user, contentRows[c]);
           best.offer(cosine, c);
           cx += (weights ? weights[c] : 1) * Math.exp(alpha * cosine);
