@@ -5,7 +5,6 @@
  */
 import { availableParallelism, cpus } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Bench } from 'tinybench';
 import { backendNames, defaultBackend, type BackendName } from '../backends/index.js';
 import { POOL_MIN_FLOP, score } from '../score.js';
 import { resolveParams } from '../scoring/params.js';
@@ -92,6 +91,8 @@ async function runBench(options: BenchCommandOptions): Promise<BenchReport> {
   const userVectors = { data: syntheticMatrix(users, dim, options.seed), rows: users, dim };
   const contentVectors = { data: syntheticMatrix(contents, dim, options.seed + 1), rows: contents, dim };
 
+  // Loaded here rather than at the top, so that other commands do not pay for the import at start.
+  const { Bench } = await import('tinybench');
   const bench = new Bench({ iterations: runs, time: 0, warmup: true, warmupIterations: 1, warmupTime: 0, throws: true });
   bench.add('score', async () => {
     await score({ users: userVectors, contents: contentVectors, k, backend, threads });
