@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isInputError } from '../scoring/errors.js';
+import { registerBenchCommand } from './bench.js';
 import { CliExit, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE } from './exit.js';
 import { registerMergeCommand } from './merge.js';
 import { registerScoreCommand } from './score.js';
@@ -23,6 +24,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerScoreCommand(program);
   registerMergeCommand(program);
   registerServeCommand(program);
+  registerBenchCommand(program);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
