@@ -107,7 +107,10 @@ describe('attnscore score', () => {
     expect(run.status).toBe(0);
     expect(run.stdout).toContain('|alpha| <= 80');
     expect(run.stdout).toMatch(/--k <n>.*\(default: 10\)/s);
-    expect(run.stdout).toMatch(/--backend <name>\s+scoring engine \(choices: "wasm", "js", default:\s+"wasm"\)/);
+    const backendHelp =
+      '--backend <name> scoring engine; auto picks webgpu on a hardware GPU for large jobs, else wasm ' +
+      '(choices: "auto", "wasm", "js", "webgpu", default: "auto")';
+    expect(run.stdout.replace(/\s+/g, ' ')).toContain(backendHelp);
     expect(run.stdout).not.toContain('null');
   });
 });

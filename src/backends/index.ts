@@ -3,8 +3,6 @@ import { messages } from '../scoring/messages.js';
 import { backendNames, type Backend, type BackendChoice, type BackendName } from './backend.js';
 import { createJsBackend } from './js/index.js';
 import { createWasmBackend } from './wasm/index.js';
-import { createWebGpuBackend } from './webgpu/index.js';
-import { openGpuDevice } from './webgpu/device.js';
 
 export type { Backend, BackendChoice, BackendName, BlockRequest, PreparedContents } from './backend.js';
 export { backendNames } from './backend.js';
@@ -51,7 +49,8 @@ export function createBackend(name: string = defaultBackend): Backend {
 
 /** Creates the backend called `name`, opening the WebGPU device for `webgpu`. */
 export async function openBackend(name: string = defaultBackend): Promise<Backend> {
-  if (name === 'webgpu') return createWebGpuBackend();
+  // Loaded on demand, so that runs on other backends start without the WebGPU layer.
+  if (name === 'webgpu') return (await import('./webgpu/index.js')).createWebGpuBackend();
   return createBackend(name);
 }
 
@@ -74,6 +73,7 @@ export async function chooseBackend(flop: number | undefined): Promise<BackendDe
     return { name: 'wasm', reason: `auto: job of ${flop.toExponential(1)} FLOP is below the WebGPU threshold` };
   }
   try {
+    const { openGpuDevice } = await import('./webgpu/device.js');
     const gpu = await openGpuDevice();
     if (gpu.adapter.software) {
       return { name: 'wasm', reason: `auto: the only WebGPU adapter is a CPU one (${gpu.adapter.description})` };

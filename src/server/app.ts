@@ -14,7 +14,7 @@ import { pinoHttp } from 'pino-http';
 import type { Backend } from '../backends/backend.js';
 import { formatJsonlLine } from '../io/writers.js';
 import { createPoolBackend } from '../pool/index.js';
-import { createWebGpuBackend } from '../backends/webgpu/index.js';
+import { openBackend } from '../backends/index.js';
 import { prepareCatalog, scoreCatalogBlocks, type PreparedCatalog } from '../score.js';
 import { AttnScoreError } from '../scoring/errors.js';
 import { messages } from '../scoring/messages.js';
@@ -85,7 +85,7 @@ export async function startServer(options: ServerOptions): Promise<AttnScoreServ
   const logger = options.logger ?? pino({ name: 'attnscore' });
   const backend =
     options.backend ??
-    (config.backend === 'webgpu' ? await createWebGpuBackend() : createPoolBackend({ threads: config.threads }));
+    (config.backend === 'webgpu' ? await openBackend('webgpu') : createPoolBackend({ threads: config.threads }));
   const state = { ready: false, draining: false };
   const catalogs = new CatalogStore(backend, config.dataDir, logger);
   const queue = new RequestQueue(config.concurrency, config.queueLimit);
