@@ -208,6 +208,10 @@ fn main(
       for (var i = 0u; i < TILE_ROWS; i = i + 1u) {
         let other = tile[rowAt + i];
         rank = rank + select(0u, 1u, other > score || (other == score && i < j));
+        // Past kTile the exact rank no longer matters: the content is left out.
+        if (rank >= params.kTile) {
+          break;
+        }
       }
       if (rank < params.kTile) {
         candidates[candidateBase + rank] = vec2<u32>(bitcast<u32>(score), tileStart + j);
