@@ -127,7 +127,7 @@ export interface PreparedRun {
   readonly contents: VectorSet;
   readonly params: ScoreParams;
   readonly backend: Backend;
-  /** Why `auto` chose the backend, when the run was given `auto`. */
+  /** The reason `auto` chose the backend, when the run was given `auto`. */
   readonly backendReason?: string;
   readonly pairs: number;
   /**

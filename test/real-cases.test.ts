@@ -3,8 +3,8 @@
  * expected values computed independently in float64 by numpy. The bundled
  * sample always runs; the two full cases run when their data folder beside
  * the repository exists. On `webgpu` the full cases score only their first
- * users, because CI runs WebGPU on lavapipe, a CPU driver that scores about
- * 0.1 to 0.3 GFLOP/s, and the whole 784-dim case would take minutes.
+ * users, because CI runs WebGPU on lavapipe, a CPU driver that scores under
+ * 1 GFLOP/s, and the whole 784-dim case would take minutes.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -1,9 +1,9 @@
 /**
  * The webgpu backend's own parts: the uniforms schema, host-side helpers,
  * sub-blocks and chunks with the matrix, `auto` selection, the command line
- * and the server. The backend's results are checked against the float64
- * reference by correctness.test.ts; the tests here that need an adapter skip
- * with the reason when there is none.
+ * and the server. correctness.test.ts checks the backend's results against
+ * the float64 reference. Tests here that need an adapter skip with the
+ * reason when there is none.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -18,11 +18,11 @@ export const defaultChoice: BackendChoice = 'auto';
 
 /**
  * Smallest job, in dot-product FLOP (2 x U x C x D), that `auto` sends to a
- * hardware WebGPU adapter. An estimate, not a measurement on a GPU: opening
- * Dawn's device and compiling the kernels took 0.25 to 0.4 s on the 2-core
- * test machine (lavapipe), and two wasm threads score about 8e10 FLOP in
- * that time, so smaller jobs finish sooner on wasm.
- * NOTE: measure on a machine with a GPU (bench/gpu-check.sh) and revise.
+ * hardware WebGPU adapter. It is an estimate. Opening Dawn's device and
+ * compiling the kernels took about 0.45 s on the 2-vCPU test machine
+ * (lavapipe, bench/RESULTS.md), in which two wasm threads at 43 GFLOP/s score
+ * about 2e10 FLOP. The margin above that covers uploads and readback.
+ * NOTE: not measured on a GPU; time it with bench/gpu-check.sh and revise.
  */
 export const WEBGPU_MIN_FLOP = 3e10;
 

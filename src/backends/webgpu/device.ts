@@ -28,7 +28,7 @@ export interface GpuDevice {
   readonly maxBindingBytes: number;
 }
 
-/** What {@link openGpuDevice} tries, as named in its error message. */
+/** Description of the adapter search of {@link openGpuDevice}, for its error message. */
 export const adapterSearch =
   `Dawn (npm package "webgpu") requestAdapter({ powerPreference: "high-performance" }) ` +
   `on ${process.platform}-${process.arch}`;
@@ -61,6 +61,7 @@ async function openDevice(): Promise<GpuDevice> {
       cause: error,
     });
   }
+
   // The bindings read constants such as GPUBufferUsage from the global scope.
   Object.assign(globalThis, bindings.globals);
   gpuInstance ??= bindings.create([]);
@@ -71,6 +72,7 @@ async function openDevice(): Promise<GpuDevice> {
       messages.noWebGpuAdapter(adapterSearch, 'requestAdapter returned null'),
     );
   }
+
   const limits = adapter.limits;
   const device = await adapter.requestDevice({
     label: 'attnscore',
@@ -82,6 +84,7 @@ async function openDevice(): Promise<GpuDevice> {
   void device.lost.then(() => {
     opening = undefined;
   });
+
   const info = adapter.info;
   const description: AdapterDescription = {
     vendor: info.vendor,

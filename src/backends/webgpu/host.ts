@@ -8,7 +8,7 @@
 const MIN_NORMAL_F32 = 2 ** -126;
 
 /**
- * Returns `data`, or a copy in which every row that holds a float32
+ * Returns `data`, or a copy in which every row that contains a float32
  * subnormal is multiplied by a power of two that brings its largest |value|
  * into [1, 2). GPUs may flush subnormals to zero on load (llvmpipe does), and
  * cosine does not change under scaling a row; multiplying by a power of two

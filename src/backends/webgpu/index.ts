@@ -4,12 +4,12 @@
  *
  * prepare() uploads the contents in chunks that fit one storage binding and
  * normalises them on the device. scoreBlock() splits the block into
- * sub-blocks whose working buffers fit the adapter's limits, and per
- * sub-block normalises the users, runs the cosine kernel over every content
- * chunk (CX partials and per-tile top-k candidates), merges the candidates
- * into each user's top-k set and reads back only that set, the CX partials
- * and, in matrix mode, the cosines. The host sums the partials in float64
- * and sorts each user's k entries.
+ * sub-blocks whose working buffers fit the adapter's limits. For each
+ * sub-block it normalises the users and runs the cosine kernel over every
+ * content chunk, which writes CX partials and per-tile top-k candidates. The
+ * merge kernel reduces the candidates to each user's top-k set. Only that
+ * set, the CX partials and, in matrix mode, the cosines are read back; the
+ * host sums the partials in float64 and sorts each user's k entries.
  */
 import type { Backend, BlockRequest, PreparedContents } from '../backend.js';
 import type { BlockScores, ExclusionList } from '../../scoring/types.js';
@@ -377,13 +377,12 @@ async function scoreBlock(
   const exclusions = packExclusions(request.exclude, rows);
   const exclusionBuffer = uploadArray(gpu.device, exclusions ?? new Int32Array(1), 'exclusions');
   try {
-    const pending: Promise<void>[] = [];
+    // One sub-block at a time, so that at most one set of working buffers exists per block.
     for (let first = 0; first < rows; first += subBlockRows) {
       const count = Math.min(subBlockRows, rows - first);
       const sub = { first, count, k, kTile, users, exclusionBuffer, hasExclusions: exclusions !== undefined };
-      pending.push(scoreSubBlock(gpu, programs, prepared, request, sub, result));
+      await scoreSubBlock(gpu, programs, prepared, request, sub, result);
     }
-    await Promise.all(pending);
   } finally {
     exclusionBuffer.destroy();
   }

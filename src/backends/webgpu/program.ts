@@ -18,7 +18,7 @@ export type UniformSchema = Readonly<Record<string, UniformType>>;
 /** Values for every field of a schema. */
 export type UniformValues<S extends UniformSchema> = { readonly [K in keyof S]: number };
 
-/** How a storage binding is declared: read-only or read-write, with its element type. */
+/** A storage binding: its name, access mode and element type. */
 export interface StorageBinding {
   readonly name: string;
   readonly access: 'read' | 'read_write';
