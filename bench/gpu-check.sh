@@ -6,6 +6,12 @@
 # (2 * U * C * D / seconds) next to the GPU's name.
 #
 # usage: bench/gpu-check.sh   (after npm ci; needs nvidia-smi and a Vulkan ICD)
+#
+# Dawn reaches the GPU through Vulkan, so the machine needs the Vulkan loader
+# (libvulkan1) and NVIDIA's Vulkan driver. In a container the NVIDIA runtime
+# mounts that driver only when NVIDIA_DRIVER_CAPABILITIES includes
+# "graphics" (for example compute,utility,graphics). Without it Dawn finds
+# only lavapipe, if installed, and the timing step below stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
