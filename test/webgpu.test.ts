@@ -185,6 +185,27 @@ describe.skipIf(webgpuUnavailable)(`webgpu sub-blocks and chunks${skipNote}`, ()
     }
   });
 
+  it('rejects candidates beyond the binding limit', async () => {
+    const backend = await createWebGpuBackend({ maxBindingBytes: 100_000 });
+    try {
+      const job = {
+        users: { data: randomMatrix(3, 12, 91), rows: 3, dim: 12 },
+        contents: { data: randomMatrix(700, 12, 92), rows: 700, dim: 12 },
+        k: 300,
+        backend,
+      };
+      await expect(score(job)).rejects.toThrow(
+        'the top-k candidates of 64 users (k = 300, 700 contents) needs 360448 bytes in one GPU buffer ' +
+          'but the adapter allows 100000 (maxStorageBufferBindingSize); ' +
+          'use --backend wasm, a smaller k or fewer contents',
+      );
+      const smallK = await score({ ...job, k: 5 });
+      expect(smallK.results[0]!.top).toHaveLength(5);
+    } finally {
+      backend.dispose();
+    }
+  });
+
   it('rejects chunk sizes that are not multiples of 64', async () => {
     await expect(createWebGpuBackend({ chunkRows: 100 })).rejects.toThrow(
       'chunkRows must be a positive multiple of 64 (got 100)',

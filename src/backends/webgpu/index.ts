@@ -54,6 +54,8 @@ export interface WebGpuBackendOptions {
   readonly chunkRows?: number;
   /** Users per sub-block, a multiple of 64; by default as many as the buffers allow. */
   readonly subBlockRows?: number;
+  /** Bytes per storage binding, when below the adapter's maxStorageBufferBindingSize. */
+  readonly maxBindingBytes?: number;
 }
 
 interface ContentChunk {
@@ -115,7 +117,13 @@ export interface WebGpuBackend extends Backend {
 export async function createWebGpuBackend(options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
   checkRowOption('chunkRows', options.chunkRows);
   checkRowOption('subBlockRows', options.subBlockRows);
-  const gpu = await openGpuDevice();
+  const limit = options.maxBindingBytes;
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+    throw new AttnScoreError('INVALID_PARAMETER', messages.positiveInteger('maxBindingBytes', limit));
+  }
+  const opened = await openGpuDevice();
+  const gpu: GpuDevice =
+    limit === undefined ? opened : { ...opened, maxBindingBytes: Math.min(opened.maxBindingBytes, limit) };
   const { device } = gpu;
   device.pushErrorScope('validation');
   const programs: Programs = {
@@ -315,20 +323,21 @@ function planSubBlock(
   kTile: number,
   matrix: boolean,
 ): number {
+  const contents = `${prepared.rows} contents`;
   const perUser: [string, number][] = [
-    [`the top-k candidates (k = ${k}) of one user`, prepared.tileCount * kTile * 8],
-    ['the CX partial sums of one user', prepared.tileCount * 4],
-    [`the normalised vector of one user`, prepared.paddedDim * 4],
-    [`the top-k list (k = ${k}) of one user`, k * 8],
+    [`the top-k candidates of 64 users (k = ${k}, ${contents})`, prepared.tileCount * kTile * 8],
+    [`the CX partial sums of 64 users (${contents})`, prepared.tileCount * 4],
+    [`64 normalised user vectors of ${prepared.dim} dims`, prepared.paddedDim * 4],
+    [`the top-k lists of 64 users (k = ${k})`, k * 8],
   ];
-  if (matrix) perUser.push([`one row of the ${prepared.rows}-column cosine matrix`, prepared.rows * 4]);
+  if (matrix) perUser.push([`64 rows of the ${prepared.rows}-column cosine matrix`, prepared.rows * 4]);
   let rows = options.subBlockRows ?? MAX_GRID - (MAX_GRID % TILE_ROWS);
   for (const [what, bytes] of perUser) {
     const fit = Math.floor(gpu.maxBindingBytes / Math.max(bytes, 1) / TILE_ROWS) * TILE_ROWS;
     if (fit < TILE_ROWS) {
       throw new AttnScoreError(
         'INVALID_INPUT',
-        messages.webGpuTooLarge(`64 users' worth of ${what}`, TILE_ROWS * bytes, gpu.maxBindingBytes),
+        messages.webGpuTooLarge(what, TILE_ROWS * bytes, gpu.maxBindingBytes),
       );
     }
     rows = Math.min(rows, fit);
