@@ -8,7 +8,7 @@
  * sub-block it normalises the users and runs the cosine kernel over every
  * content chunk, which writes CX partials and per-tile top-k candidates. The
  * merge kernel reduces the candidates to each user's top-k set. Only that
- * set, the CX partials and, in matrix mode, the cosines are read back; the
+ * set, the CX partials and, in matrix mode, the cosines are read back. The
  * host sums the partials in float64 and sorts each user's k entries.
  */
 import type { Backend, BlockRequest, PreparedContents } from '../backend.js';
