@@ -185,7 +185,11 @@ describe('attnscore score output targets', () => {
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const status = new Promise<number | null>((resolve) => child.on('close', resolve));
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // Stop once the second part exists, so the first is saved however slowly the process starts.
+    const secondPart = join(dir, 'stopped.jsonl.parts', 'part-000001.jsonl');
+    for (let waited = 0; waited < 60_000 && !existsSync(secondPart); waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     child.kill('SIGTERM');
     expect(await status).toBe(143);
     const saved = /stopped by SIGTERM; (\d+) of 6000 users are saved in stopped\.jsonl\.parts; run the same command with --resume to continue/.exec(stderr);
