@@ -17,8 +17,17 @@ export {
   type RowRange,
 } from './score.js';
 export { loadVectors, loadWeights, toVectorSet, type VectorInput, type VectorSource } from './vectors.js';
-export { createBackend, backendNames, defaultBackend } from './backends/index.js';
-export type { Backend, BackendName, BlockRequest, PreparedContents } from './backends/index.js';
+export {
+  createBackend,
+  openBackend,
+  chooseBackend,
+  backendNames,
+  backendChoices,
+  defaultBackend,
+  defaultChoice,
+  WEBGPU_MIN_FLOP,
+} from './backends/index.js';
+export type { Backend, BackendChoice, BackendName, BlockRequest, PreparedContents } from './backends/index.js';
 export { resolveParams, defaultParams, MAX_ABS_ALPHA, type ScoreParams } from './scoring/params.js';
 export { AttnScoreError, isInputError, type ErrorCode } from './scoring/errors.js';
 export { loyalty } from './scoring/math.js';

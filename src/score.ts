@@ -8,10 +8,11 @@
  */
 import { availableParallelism } from 'node:os';
 import {
-  createBackend,
-  defaultBackend,
+  chooseBackend,
+  defaultChoice,
+  openBackend,
   type Backend,
-  type BackendName,
+  type BackendChoice,
   type PreparedContents,
 } from './backends/index.js';
 import { createPoolBackend } from './pool/index.js';
@@ -66,13 +67,17 @@ export interface ScoreOptions extends Partial<ScoreParams> {
   readonly contentIds?: string;
   /** Content ids to leave out of each user's top-k list (they still count towards CX). */
   readonly exclude?: ReadonlyMap<RowId, readonly RowId[]> | Readonly<Record<string, readonly RowId[]>>;
-  /** A backend name (`wasm` by default) or a backend instance, which the caller then disposes. */
-  readonly backend?: BackendName | Backend;
+  /**
+   * A backend name, `auto` (the default: `webgpu` on a hardware adapter for
+   * large jobs, else `wasm`) or a backend instance, which the caller then
+   * disposes.
+   */
+  readonly backend?: BackendChoice | Backend;
   /**
    * Threads for the `wasm` backend. 1 scores on the calling thread; more run
    * a pool of worker threads. By default `os.availableParallelism()`, or 1
-   * for jobs under {@link POOL_MIN_FLOP}. The `js` backend and a backend
-   * instance ignore it.
+   * for jobs under {@link POOL_MIN_FLOP}. The `js` and `webgpu` backends and
+   * a backend instance ignore it.
    */
   readonly threads?: number;
   /** Also return the users x contents cosine matrix (small jobs only: U x C x 4 bytes). */
@@ -128,6 +133,8 @@ export interface PreparedRun {
   readonly contents: VectorSet;
   readonly params: ScoreParams;
   readonly backend: Backend;
+  /** The reason `auto` chose the backend, when the run was given `auto`. */
+  readonly backendReason?: string;
   readonly pairs: number;
   /**
    * Scores the users block by block, all of them or the rows of `range`.
@@ -160,12 +167,22 @@ export async function prepareRun(options: ScoreOptions): Promise<PreparedRun> {
   // The backend starts before the inputs are read, so that a pool's worker threads boot
   // while the files load: booting them while the main thread packs the contents was
   // measured to cost up to 0.5 s.
-  const threads = threadsGiven ?? (await defaultThreads(options));
+  const flop = await jobFlop(options);
+  const threads = threadsGiven ?? defaultThreads(flop);
   const ownsBackend = typeof options.backend !== 'object';
-  const backend =
-    typeof options.backend === 'object'
-      ? options.backend
-      : createRunBackend(options.backend, threads);
+  let backendReason: string | undefined;
+  let backend: Backend;
+  if (typeof options.backend === 'object') {
+    backend = options.backend;
+  } else {
+    let name = options.backend ?? defaultChoice;
+    if (name === 'auto') {
+      const decision = await chooseBackend(flop);
+      name = decision.name;
+      backendReason = decision.reason;
+    }
+    backend = await openRunBackend(name, threads);
+  }
   let inputs: RunInputs;
   let prepared: PreparedContents;
   try {
@@ -196,6 +213,7 @@ export async function prepareRun(options: ScoreOptions): Promise<PreparedRun> {
     contents,
     params,
     backend,
+    ...(backendReason !== undefined ? { backendReason } : {}),
     pairs: users.rows * contents.rows,
     blocks: (range?: RowRange) => scoreUserBlocks(context, range),
     dispose() {
@@ -292,14 +310,18 @@ async function* scoreUserBlocks(
 }
 
 /**
- * Returns the default thread count: every available core, or 1 when the
- * job's shape is known up front (in-memory vectors, `.npy` headers) and it
- * is under {@link POOL_MIN_FLOP}.
+ * Returns the job's dot-product FLOP, 2 x U x C x D, when both shapes are
+ * known up front (in-memory vectors, `.npy` headers), else undefined.
  */
-async function defaultThreads(options: ScoreOptions): Promise<number> {
+async function jobFlop(options: ScoreOptions): Promise<number | undefined> {
   const users = await shapeOf(options.users, options.usersFormat);
   const contents = await shapeOf(options.contents, options.contentsFormat);
-  if (users && contents && 2 * users.rows * contents.rows * contents.dim < POOL_MIN_FLOP) return 1;
+  return users && contents ? 2 * users.rows * contents.rows * contents.dim : undefined;
+}
+
+/** Returns the default thread count: every available core, or 1 for a job known to be under {@link POOL_MIN_FLOP}. */
+function defaultThreads(flop: number | undefined): number {
+  if (flop !== undefined && flop < POOL_MIN_FLOP) return 1;
   return availableParallelism();
 }
 
@@ -328,11 +350,12 @@ async function shapeOf(
 
 /**
  * Creates the backend called `name` for a run: the pool backend for `wasm`
- * with more than one thread, else the single-thread backend.
+ * with more than one thread (the pool runs only the wasm kernels), else the
+ * single-thread backend.
  */
-function createRunBackend(name: BackendName | undefined, threads: number): Backend {
-  if ((name ?? defaultBackend) === 'wasm' && threads > 1) return createPoolBackend({ threads });
-  return createBackend(name);
+async function openRunBackend(name: string, threads: number): Promise<Backend> {
+  if (name === 'wasm' && threads > 1) return createPoolBackend({ threads });
+  return openBackend(name);
 }
 
 /** The validated inputs of a run. */
@@ -581,7 +604,9 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
     dim: run.contents.dim,
     pairs: run.pairs,
     seconds: (performance.now() - started) / 1000,
-    backend: `${run.backend.name} (${run.backend.variant})`,
+    backend:
+      `${run.backend.name} (${run.backend.variant})` +
+      (run.backendReason !== undefined ? `, chosen by ${run.backendReason}` : ''),
   };
   return {
     results,

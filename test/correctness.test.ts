@@ -122,8 +122,8 @@ function randomCase(rows: number, columns: number, dim: number, seed: number, op
 
 describe.each(backendCases)('backend $label', ({ create, unavailable }) => {
   let backend: Backend;
-  beforeAll(() => {
-    if (!unavailable) backend = create();
+  beforeAll(async () => {
+    if (!unavailable) backend = await create();
   });
   afterAll(() => backend?.dispose());
 

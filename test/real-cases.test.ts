@@ -2,16 +2,19 @@
  * Real inputs: Fashion-MNIST products and the users who viewed them, with
  * expected values computed independently in float64 by numpy. The bundled
  * sample always runs; the two full cases run when their data folder beside
- * the repository exists.
+ * the repository exists. On `webgpu` the full cases score only their first
+ * users, because CI runs WebGPU on lavapipe, a CPU driver that scores under
+ * 1 GFLOP/s, and the whole 784-dim case would take minutes.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { score } from '../src/score.js';
+import { prepareRun } from '../src/score.js';
 import type { BackendName } from '../src/backends/backend.js';
 import { rowNorm } from '../src/scoring/math.js';
 import { expectUserMatches } from './helpers/compare.js';
 import { loadNpy } from './helpers/npy.js';
+import { webgpuUnavailable } from './helpers/backends.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const sharedData = fileURLToPath(new URL('../../shared/data', import.meta.url));
@@ -21,6 +24,8 @@ interface RealCase {
   readonly inputs: string;
   readonly expected: string;
   readonly backends: readonly BackendName[];
+  /** Users scored on webgpu, the first ones; every user when absent. */
+  readonly webgpuUsers?: number;
 }
 
 const cases: RealCase[] = [
@@ -28,66 +33,81 @@ const cases: RealCase[] = [
     name: 'bundled sample (500 x 2000 x 100)',
     inputs: `${root}/sample`,
     expected: `${root}/test/fixtures/fashion-sample`,
-    backends: ['wasm', 'js'],
+    backends: ['wasm', 'js', 'webgpu'],
   },
-  ...['fashion-t10k-pca100', 'fashion-t10k-784'].map((name) => ({
+  ...[
+    { name: 'fashion-t10k-pca100', webgpuUsers: 192 },
+    { name: 'fashion-t10k-784', webgpuUsers: 64 },
+  ].map(({ name, webgpuUsers }) => ({
     name,
     inputs: `${sharedData}/${name}`,
     expected: `${sharedData}/${name}`,
-    backends: ['wasm'] as const,
+    backends: ['wasm', 'webgpu'] as const,
+    webgpuUsers,
   })),
 ];
 
 for (const realCase of cases) {
   const present = existsSync(`${realCase.expected}/expected_cx.npy`);
   describe.skipIf(!present)(`real case ${realCase.name}${present ? '' : ' (skipped: data folder not found)'}`, () => {
-    it.each(realCase.backends)('matches numpy float64 on %s', async (backend) => {
-      const params = JSON.parse(readFileSync(`${realCase.expected}/params.json`, 'utf8'));
-      const { results } = await score({
-        users: `${realCase.inputs}/users.npy`,
-        userIds: `${realCase.inputs}/user_ids.txt`,
-        contents: `${realCase.inputs}/contents.npy`,
-        contentIds: `${realCase.inputs}/content_ids.txt`,
-        weights: `${realCase.inputs}/content_weights.npy`,
-        alpha: params.alpha,
-        beta: params.beta,
-        gamma: params.gamma,
-        k: params.k,
-        backend,
-      });
-      const users = loadNpy(`${realCase.inputs}/users.npy`);
-      const contents = loadNpy(`${realCase.inputs}/contents.npy`);
-      const dim = users.shape[1]!;
-      const topIndex = loadNpy(`${realCase.expected}/expected_topk_index.npy`).data;
-      const topScore = loadNpy(`${realCase.expected}/expected_topk_score.npy`).data;
-      const nextScore = loadNpy(`${realCase.expected}/expected_next_score.npy`).data;
-      const cx = loadNpy(`${realCase.expected}/expected_cx.npy`).data;
-      const loyalty = loadNpy(`${realCase.expected}/expected_loyalty.npy`).data;
-      const contentIds = readFileSync(`${realCase.inputs}/content_ids.txt`, 'utf8').split('\n');
-      const userIds = readFileSync(`${realCase.inputs}/user_ids.txt`, 'utf8').split('\n');
-      const rowOfContent = new Map(contentIds.map((id, row) => [id, row]));
-      const k = params.k as number;
+    for (const backend of realCase.backends) {
+      const unavailable = backend === 'webgpu' ? webgpuUnavailable : undefined;
+      const title = `matches numpy float64 on ${backend}${unavailable ? ` (skipped: ${unavailable})` : ''}`;
+      it.skipIf(unavailable)(title, async () => {
+        const params = JSON.parse(readFileSync(`${realCase.expected}/params.json`, 'utf8'));
+        const run = await prepareRun({
+          users: `${realCase.inputs}/users.npy`,
+          userIds: `${realCase.inputs}/user_ids.txt`,
+          contents: `${realCase.inputs}/contents.npy`,
+          contentIds: `${realCase.inputs}/content_ids.txt`,
+          weights: `${realCase.inputs}/content_weights.npy`,
+          alpha: params.alpha,
+          beta: params.beta,
+          gamma: params.gamma,
+          k: params.k,
+          backend,
+        });
+        const results = [];
+        const end = backend === 'webgpu' ? Math.min(realCase.webgpuUsers ?? Infinity, run.users.rows) : run.users.rows;
+        try {
+          for await (const block of run.blocks({ start: 0, end })) results.push(...block.results);
+        } finally {
+          await run.dispose();
+        }
+        const users = loadNpy(`${realCase.inputs}/users.npy`);
+        const contents = loadNpy(`${realCase.inputs}/contents.npy`);
+        const dim = users.shape[1]!;
+        const topIndex = loadNpy(`${realCase.expected}/expected_topk_index.npy`).data;
+        const topScore = loadNpy(`${realCase.expected}/expected_topk_score.npy`).data;
+        const nextScore = loadNpy(`${realCase.expected}/expected_next_score.npy`).data;
+        const cx = loadNpy(`${realCase.expected}/expected_cx.npy`).data;
+        const loyalty = loadNpy(`${realCase.expected}/expected_loyalty.npy`).data;
+        const contentIds = readFileSync(`${realCase.inputs}/content_ids.txt`, 'utf8').split('\n');
+        const userIds = readFileSync(`${realCase.inputs}/user_ids.txt`, 'utf8').split('\n');
+        const rowOfContent = new Map(contentIds.map((id, row) => [id, row]));
+        const k = params.k as number;
 
-      expect(results).toHaveLength(users.shape[0]!);
-      results.forEach((result, u) => {
-        expect(result.user).toBe(userIds[u]);
-        const cosine = (c: number) => cosine64(users.data as Float32Array, u, contents.data as Float32Array, c, dim);
-        expectUserMatches(
-          result,
-          {
-            cx: cx[u]!,
-            loyalty: loyalty[u]!,
-            topIndex: topIndex.subarray(u * k, (u + 1) * k),
-            topScore: topScore.subarray(u * k, (u + 1) * k),
-            cosine,
-            nextScore: nextScore[u]!,
-            alpha: params.alpha,
-          },
-          (content) => rowOfContent.get(content as string)!,
-          `${realCase.name} user ${u}`,
-        );
+        expect(results).toHaveLength(end);
+        results.forEach((result, u) => {
+          expect(result.user).toBe(userIds[u]);
+          const cosine = (c: number) => cosine64(users.data as Float32Array, u, contents.data as Float32Array, c, dim);
+          expectUserMatches(
+            result,
+            {
+              cx: cx[u]!,
+              loyalty: loyalty[u]!,
+              topIndex: topIndex.subarray(u * k, (u + 1) * k),
+              topScore: topScore.subarray(u * k, (u + 1) * k),
+              cosine,
+              nextScore: nextScore[u]!,
+              alpha: params.alpha,
+            },
+            (content) => rowOfContent.get(content as string)!,
+            `${realCase.name} user ${u}`,
+          );
+        });
       });
-    });
+    }
   });
 }
 

@@ -1,8 +1,11 @@
 import type { BlockScores, ExclusionList } from '../scoring/types.js';
 
-/** Names of the backends that {@link createBackend} creates. */
-export const backendNames = ['wasm', 'js'] as const;
+/** Names of the backends that {@link openBackend} creates. */
+export const backendNames = ['wasm', 'js', 'webgpu'] as const;
 export type BackendName = (typeof backendNames)[number];
+
+/** A backend name, or `auto` to let the run choose from the job's size and the adapter. */
+export type BackendChoice = BackendName | 'auto';
 
 /** Contents after a backend has normalised them and laid them out for its kernel. */
 export interface PreparedContents {

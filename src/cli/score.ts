@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { extname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { backendNames, defaultBackend } from '../backends/index.js';
+import { backendChoices, defaultChoice, type BackendChoice } from '../backends/index.js';
 import { canonicalPath } from '../io/paths.js';
 import {
   formatJsonlLine,
@@ -101,7 +101,11 @@ export function registerScoreCommand(program: Command): void {
     .option('--gamma <x>', 'offset of the loyalty sigmoid', parseNumber('gamma'), defaultParams.gamma)
     .option('--min-score <x>', 'leave contents with cosine below x out of the top-k list (not out of CX), in [-1, 1] (default: none)', parseNumber('min-score'))
     .option('--normalize-weights', 'divide the weights by their sum, making CX a weighted mean of exp(alpha * a)', false)
-    .addOption(new Option('--backend <name>', 'scoring engine').choices([...backendNames]).default(defaultBackend))
+    .addOption(
+      new Option('--backend <name>', 'scoring engine; auto picks webgpu on a hardware GPU for large jobs, else wasm')
+        .choices([...backendChoices])
+        .default(defaultChoice),
+    )
     .option('--out <file>', 'output file, written to a temporary file and renamed when complete; - for stdout', '-')
     .addOption(new Option('--format <format>', 'output format (default: from the --out extension: .csv, .parquet, .arrow or .feather (Arrow IPC file), .arrows (Arrow IPC stream), else jsonl)').choices(outputFormats))
     .addOption(new Option('--layout <layout>', 'Parquet/Arrow output: "user" writes one row per user with a list of {content_id, score}; "long" writes one row per user and rank').choices(['user', 'long']).default('user'))
@@ -265,7 +269,7 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
     gamma: options.gamma,
     minScore: options.minScore,
     normalizeWeights: options.normalizeWeights,
-    backend: options.backend as (typeof backendNames)[number],
+    backend: options.backend as BackendChoice,
     matrix: options.matrix !== undefined,
     blockUsers: options.blockUsers,
     threads: options.threads,
@@ -320,7 +324,9 @@ async function runScore(options: ScoreCommandOptions): Promise<void> {
     process.stderr.write(
       `scored ${compact(pairs)} pairs (${scoredUsers} users x ${run.contents.rows} contents, ` +
         `${run.contents.dim} dims${resumed}) in ${seconds.toFixed(2)} s, ${compact(pairs / seconds)} pairs/s, ` +
-        `backend ${run.backend.name} (${run.backend.variant}); wrote ${format} to ${where}${matrixNote}\n`,
+        `backend ${run.backend.name} (${run.backend.variant})` +
+        (run.backendReason !== undefined ? `, chosen by ${run.backendReason}` : '') +
+        `; wrote ${format} to ${where}${matrixNote}\n`,
     );
   }
   if (preview.length > 0 && out !== STDOUT_PATH) {

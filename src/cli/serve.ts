@@ -7,6 +7,7 @@ interface ServeCommandOptions {
   port?: number;
   allowUnauthenticated?: boolean;
   threads?: number;
+  backend?: string;
   dataDir?: string;
 }
 
@@ -24,7 +25,8 @@ export function registerServeCommand(program: Command): void {
       '--allow-unauthenticated',
       'serve a non-loopback host without API keys (env ATTNSCORE_ALLOW_UNAUTHENTICATED=1)',
     )
-    .option('--threads <n>', 'scoring worker threads (env ATTNSCORE_THREADS; default: every core)', integer)
+    .option('--backend <name>', 'scoring engine: wasm (worker pool) or webgpu (env ATTNSCORE_BACKEND; default wasm)')
+    .option('--threads <n>', 'scoring worker threads of the wasm backend (env ATTNSCORE_THREADS; default: every core)', integer)
     .option('--data-dir <dir>', 'folder where catalogs are saved and reloaded (env ATTNSCORE_DATA_DIR)')
     .action(async (options: ServeCommandOptions) => {
       const config = resolveServerConfig({
@@ -32,6 +34,7 @@ export function registerServeCommand(program: Command): void {
         ...(options.port !== undefined ? { port: options.port } : {}),
         ...(options.allowUnauthenticated ? { allowUnauthenticated: true } : {}),
         ...(options.threads !== undefined ? { threads: options.threads } : {}),
+        ...(options.backend !== undefined ? { backend: options.backend } : {}),
         ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
       });
       const server = await startServer({ config });

@@ -56,6 +56,13 @@ export const messages = {
     `exclude for user ${show(userId)} names content id ${show(id)}, which is not among the contents`,
   unknownBackend: (name: unknown, known: readonly string[]) =>
     `unknown backend ${show(name)}; expected one of ${known.join(', ')}`,
+  noWebGpuAdapter: (tried: string, reason: string) =>
+    `backend "webgpu" is not available: ${tried} found no adapter (${reason}). ` +
+    `Install a Vulkan driver (the GPU vendor's, or mesa-vulkan-drivers for the CPU adapter ` +
+    `lavapipe), or use --backend wasm`,
+  webGpuTooLarge: (what: string, bytes: number, limit: number) =>
+    `${what} needs ${bytes} bytes in one GPU buffer but the adapter allows ` +
+    `${limit} (maxStorageBufferBindingSize); use --backend wasm, a smaller k or fewer contents`,
 
   // Input and output files. `at` is a row location built by `rowAt`, and `place` one built
   // by `rowPlace`, so that binary and text formats name rows the same way.

@@ -14,6 +14,7 @@ import { pinoHttp } from 'pino-http';
 import type { Backend } from '../backends/backend.js';
 import { JsonResultEncoder } from '../io/json-results.js';
 import { createPoolBackend } from '../pool/index.js';
+import { openBackend } from '../backends/index.js';
 import { prepareCatalog, scoreCatalogBlocks, type PreparedCatalog } from '../score.js';
 import { AttnScoreError } from '../scoring/errors.js';
 import { messages } from '../scoring/messages.js';
@@ -85,7 +86,9 @@ const BODY_TYPES = `application/json, ${ARROW_TYPE}, ${NPY_TYPE} or ${RAW_TYPE}`
 export async function startServer(options: ServerOptions): Promise<AttnScoreServer> {
   const { config } = options;
   const logger = options.logger ?? pino({ name: 'attnscore' });
-  const backend = options.backend ?? createPoolBackend({ threads: config.threads });
+  const backend =
+    options.backend ??
+    (config.backend === 'webgpu' ? await openBackend('webgpu') : createPoolBackend({ threads: config.threads }));
   const state = { ready: false, draining: false };
   const catalogs = new CatalogStore(backend, config.dataDir, logger);
   const queue = new RequestQueue(config.concurrency, config.queueLimit);
@@ -108,7 +111,10 @@ export async function startServer(options: ServerOptions): Promise<AttnScoreServ
   state.ready = true;
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  logger.info({ host: config.host, port, threads: config.threads, catalogs: catalogs.size }, 'server started');
+  logger.info(
+    { host: config.host, port, backend: `${backend.name} (${backend.variant})`, threads: config.threads, catalogs: catalogs.size },
+    'server started',
+  );
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {

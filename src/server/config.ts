@@ -21,7 +21,13 @@ export interface ServerConfig {
   readonly allowUnauthenticated: boolean;
   /** Folder where catalogs are saved and reloaded on start; undefined keeps them in memory only. */
   readonly dataDir: string | undefined;
-  /** Worker threads of the scoring pool. */
+  /**
+   * Scoring engine: `wasm`, the worker pool of `threads` threads, or
+   * `webgpu`, the process's one WebGPU device, which queues the work of
+   * every request in submission order.
+   */
+  readonly backend: 'wasm' | 'webgpu';
+  /** Worker threads of the scoring pool (the `wasm` backend only). */
   readonly threads: number;
   /** Scoring requests that run at once. */
   readonly concurrency: number;
@@ -42,6 +48,7 @@ export interface ServerConfigInput {
   readonly apiKeyFile?: string;
   readonly allowUnauthenticated?: boolean;
   readonly dataDir?: string;
+  readonly backend?: string;
   readonly threads?: number;
   readonly concurrency?: number;
   readonly queueLimit?: number;
@@ -70,6 +77,7 @@ export function resolveServerConfig(
     allowUnauthenticated:
       input.allowUnauthenticated ?? booleanFromEnv(env, 'ATTNSCORE_ALLOW_UNAUTHENTICATED'),
     dataDir: input.dataDir ?? nonEmpty(env.ATTNSCORE_DATA_DIR),
+    backend: serverBackend(input.backend ?? nonEmpty(env.ATTNSCORE_BACKEND) ?? 'wasm'),
     threads,
     concurrency: input.concurrency ?? integerFromEnv(env, 'ATTNSCORE_CONCURRENCY', 1) ?? threads,
     queueLimit: input.queueLimit ?? integerFromEnv(env, 'ATTNSCORE_QUEUE_LIMIT', 0) ?? 256,
@@ -116,6 +124,11 @@ function resolveKeys(input: ServerConfigInput, env: NodeJS.ProcessEnv): string[]
     keys.push(...fromFile.filter((line) => line !== '' && !line.startsWith('#')));
   }
   return keys;
+}
+
+function serverBackend(name: string): ServerConfig['backend'] {
+  if (name === 'wasm' || name === 'webgpu') return name;
+  throw invalid(`backend must be wasm or webgpu (got ${JSON.stringify(name)})`);
 }
 
 function splitKeys(text: string): string[] {
