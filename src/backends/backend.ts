@@ -1,7 +1,7 @@
 import type { BlockScores, ExclusionList } from '../scoring/types.js';
 
 /** Names of the backends that {@link createBackend} creates. */
-export const backendNames = ['wasm', 'js'] as const;
+export const backendNames = ['wasm', 'js', 'gpujs'] as const;
 export type BackendName = (typeof backendNames)[number];
 
 /** Contents after a backend has normalised them and laid them out for its kernel. */

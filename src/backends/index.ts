@@ -2,6 +2,7 @@ import { AttnScoreError } from '../scoring/errors.js';
 import { messages } from '../scoring/messages.js';
 import { backendNames, type Backend, type BackendName } from './backend.js';
 import { createJsBackend } from './js/index.js';
+import { createGpujsBackend } from './gpujs/index.js';
 import { createWasmBackend } from './wasm/index.js';
 
 export type { Backend, BackendName, BlockRequest, PreparedContents } from './backend.js';
@@ -20,6 +21,8 @@ export function createBackend(name: string = defaultBackend): Backend {
       return createWasmBackend();
     case 'js':
       return createJsBackend();
+    case 'gpujs':
+      return createGpujsBackend();
   }
 }
 

@@ -1,5 +1,7 @@
 import type { Backend } from '../../src/backends/backend.js';
 import { createJsBackend } from '../../src/backends/js/index.js';
+import { createGpujsBackend } from '../../src/backends/gpujs/index.js';
+import { probeHeadlessGl } from '../../src/backends/gpujs/mode.js';
 import { createWasmBackend } from '../../src/backends/wasm/index.js';
 import { createPoolBackend } from '../../src/pool/index.js';
 
@@ -22,6 +24,8 @@ function probe(create: () => Backend): string | undefined {
 
 const wasmRelaxed = () => createWasmBackend({ simd: 'relaxed' });
 
+const headlessGl = probeHeadlessGl();
+
 /** Every backend and variant, each marked with the reason when it cannot run on this host. */
 export const backendCases: readonly BackendCase[] = [
   { label: 'js', create: createJsBackend },
@@ -29,4 +33,15 @@ export const backendCases: readonly BackendCase[] = [
   { label: 'wasm (relaxed SIMD)', create: wasmRelaxed, unavailable: probe(wasmRelaxed) },
   // The pool needs no probe: it runs the build that the single-thread 'auto' choice runs.
   { label: 'pool (2 worker threads)', create: () => createPoolBackend({ threads: 2 }) },
+  {
+    label: 'gpujs (headless WebGL)',
+    create: () => createGpujsBackend({ mode: 'webgl' }),
+    ...('reason' in headlessGl ? { unavailable: headlessGl.reason } : {}),
+  },
+  {
+    label: 'gpujs (headless WebGL, top-k candidates on the GPU)',
+    create: () => createGpujsBackend({ mode: 'webgl', topk: 'gpu' }),
+    ...('reason' in headlessGl ? { unavailable: headlessGl.reason } : {}),
+  },
+  { label: 'gpujs (CPU mode)', create: () => createGpujsBackend({ mode: 'cpu' }) },
 ];
