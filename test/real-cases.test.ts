@@ -2,13 +2,16 @@
  * Real inputs: Fashion-MNIST products and the users who viewed them, with
  * expected values computed independently in float64 by numpy. The bundled
  * sample always runs; the two full cases run when their data folder beside
- * the repository exists.
+ * the repository exists. The gpujs backend scores only the first users of
+ * the full cases because llvmpipe and gpu.js's CPU mode run at about
+ * 0.1 GFLOP/s.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { score } from '../src/score.js';
 import type { BackendName } from '../src/backends/backend.js';
+import type { VectorSet } from '../src/scoring/types.js';
 import { rowNorm } from '../src/scoring/math.js';
 import { expectUserMatches } from './helpers/compare.js';
 import { loadNpy } from './helpers/npy.js';
@@ -21,6 +24,8 @@ interface RealCase {
   readonly inputs: string;
   readonly expected: string;
   readonly backends: readonly BackendName[];
+  /** Users scored per backend, when fewer than all: the first rows of the users file. */
+  readonly userLimits?: Partial<Record<BackendName, number>>;
 }
 
 const cases: RealCase[] = [
@@ -28,13 +33,19 @@ const cases: RealCase[] = [
     name: 'bundled sample (500 x 2000 x 100)',
     inputs: `${root}/sample`,
     expected: `${root}/test/fixtures/fashion-sample`,
-    backends: ['wasm', 'js'],
+    backends: ['wasm', 'js', 'gpujs'],
   },
-  ...['fashion-t10k-pca100', 'fashion-t10k-784'].map((name) => ({
+  ...(
+    [
+      ['fashion-t10k-pca100', 256],
+      ['fashion-t10k-784', 32],
+    ] as const
+  ).map(([name, gpujsUsers]) => ({
     name,
     inputs: `${sharedData}/${name}`,
     expected: `${sharedData}/${name}`,
-    backends: ['wasm'] as const,
+    backends: ['wasm', 'gpujs'] as const,
+    userLimits: { gpujs: gpujsUsers },
   })),
 ];
 
@@ -43,8 +54,9 @@ for (const realCase of cases) {
   describe.skipIf(!present)(`real case ${realCase.name}${present ? '' : ' (skipped: data folder not found)'}`, () => {
     it.each(realCase.backends)('matches numpy float64 on %s', async (backend) => {
       const params = JSON.parse(readFileSync(`${realCase.expected}/params.json`, 'utf8'));
+      const userLimit = realCase.userLimits?.[backend];
       const { results } = await score({
-        users: `${realCase.inputs}/users.npy`,
+        users: userLimit === undefined ? `${realCase.inputs}/users.npy` : firstUsers(realCase.inputs, userLimit),
         userIds: `${realCase.inputs}/user_ids.txt`,
         contents: `${realCase.inputs}/contents.npy`,
         contentIds: `${realCase.inputs}/content_ids.txt`,
@@ -68,7 +80,7 @@ for (const realCase of cases) {
       const rowOfContent = new Map(contentIds.map((id, row) => [id, row]));
       const k = params.k as number;
 
-      expect(results).toHaveLength(users.shape[0]!);
+      expect(results).toHaveLength(userLimit ?? users.shape[0]!);
       results.forEach((result, u) => {
         expect(result.user).toBe(userIds[u]);
         const cosine = (c: number) => cosine64(users.data as Float32Array, u, contents.data as Float32Array, c, dim);
@@ -89,6 +101,15 @@ for (const realCase of cases) {
       });
     });
   });
+}
+
+/** Returns the first `rows` users of a case, with their ids. */
+function firstUsers(inputs: string, rows: number): VectorSet {
+  const users = loadNpy(`${inputs}/users.npy`);
+  const dim = users.shape[1]!;
+  const ids = readFileSync(`${inputs}/user_ids.txt`, 'utf8').split('\n').slice(0, rows);
+  const data = (users.data as Float32Array).slice(0, rows * dim);
+  return { ids, data, rows, dim, source: `${inputs}/users.npy` };
 }
 
 /** Returns the float64 cosine of one user row and one content row, 0 when either is zero. */
