@@ -111,8 +111,9 @@ export function createGpujsBackend(options: GpujsBackendOptions = {}): Backend {
 }
 
 function describeMode(version: string, mode: GpujsMode): string {
-  if (mode.mode === 'headlessgl') return `gpu.js ${version} headless WebGL (${mode.renderer})`;
-  return `gpu.js ${version} CPU mode (${mode.fallbackReason})`;
+  if (mode.mode === 'headlessgl') return `gpu.js ${version} headless WebGL, renderer ${mode.renderer}`;
+  if (mode.fallbackReason === undefined) return `gpu.js ${version} CPU mode`;
+  return `gpu.js ${version} CPU mode; headless WebGL unavailable: ${mode.fallbackReason}`;
 }
 
 function createKernels(gpu: GPU, mode: GpujsMode): Kernels {

@@ -12,7 +12,7 @@ export interface GpujsMode {
   readonly mode: 'headlessgl' | 'cpu';
   /** The GL renderer string in 'headlessgl' mode. */
   readonly renderer?: string;
-  /** Why headless WebGL is not in use, in 'cpu' mode. */
+  /** Why headless WebGL is not in use, when 'auto' fell back to 'cpu'. */
   readonly fallbackReason?: string;
 }
 
@@ -34,13 +34,13 @@ export function probeHeadlessGl(): { renderer: string } | { reason: string } {
     createContext = require('gl') as CreateHeadlessContext;
   } catch (error) {
     const detail = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    return { reason: `the optional package "gl" failed to load (${detail})` };
+    return { reason: `the optional package "gl" failed to load: ${detail}` };
   }
   const context = createContext(1, 1);
   if (context === null) {
     const display = process.env.DISPLAY;
-    const hint = display ? `DISPLAY is ${display}` : 'DISPLAY is not set; run under xvfb-run';
-    return { reason: `the package "gl" got no OpenGL context (${hint})` };
+    const hint = display ? `on DISPLAY ${display}` : 'because DISPLAY is not set; run under xvfb-run';
+    return { reason: `the package "gl" got no OpenGL context ${hint}` };
   }
   const renderer = String(context.getParameter(context.RENDERER));
   context.getExtension('STACKGL_destroy_context')?.destroy();
@@ -52,7 +52,7 @@ export function probeHeadlessGl(): { renderer: string } | { reason: string } {
  * unavailable, 'auto' falls back to 'cpu' and records why.
  */
 export function resolveMode(requested: 'auto' | 'webgl' | 'cpu'): GpujsMode {
-  if (requested === 'cpu') return { mode: 'cpu', fallbackReason: 'CPU mode requested' };
+  if (requested === 'cpu') return { mode: 'cpu' };
   const probe = probeHeadlessGl();
   if ('renderer' in probe) return { mode: 'headlessgl', renderer: probe.renderer };
   if (requested === 'webgl') throw new Error(`gpu.js headless WebGL is unavailable: ${probe.reason}`);
