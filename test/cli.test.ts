@@ -107,7 +107,7 @@ describe('attnscore score', () => {
     expect(run.status).toBe(0);
     expect(run.stdout).toContain('|alpha| <= 80');
     expect(run.stdout).toMatch(/--k <n>.*\(default: 10\)/s);
-    expect(run.stdout).toMatch(/--backend <name>\s+scoring engine \(choices: "wasm", "js", default:\s+"wasm"\)/);
+    expect(run.stdout).toMatch(/--backend <name>\s+scoring engine \(choices: "wasm", "js",\s+"gpujs",\s+default:\s+"wasm"\)/);
     expect(run.stdout).not.toContain('null');
   });
 });

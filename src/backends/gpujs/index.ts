@@ -105,7 +105,7 @@ export function createGpujsBackend(options: GpujsBackendOptions = {}): Backend {
       return scoreBlock(kernels, prepared as GpujsPrepared, request, gpuCandidates);
     },
     dispose() {
-      void gpu.destroy();
+      return gpu.destroy();
     },
   };
 }
