@@ -35,9 +35,9 @@ const reference = prepareReference(contents, contentRows, dim, weights);
 const exclude = exclusions();
 
 /**
- * Excludes the best 12 rows of user 0, all in one top-k segment, and for
- * every third other user its best 4 rows and rows 0 and C - 1, so the top-k
- * lists must reach past the excluded rows of a segment.
+ * Excludes the best 12 rows of user 0, which all lie in one top-k segment.
+ * Every third other user loses its best 4 rows and rows 0 and C - 1. The
+ * top-k lists must then reach past the excluded rows of a segment.
  */
 function exclusions(): ExclusionList {
   const best = scoreReference(reference, { users, rows, k: 12, alpha: 1, minScore: -Infinity });
@@ -121,7 +121,7 @@ describe('gpujs mode', () => {
     backend.dispose();
   });
 
-  it('picks WebGL when a context exists and CPU mode otherwise', () => {
+  it('auto mode picks WebGL or CPU', () => {
     const backend = createGpujsBackend();
     const expected =
       glUnavailable === undefined ? 'headless WebGL, renderer ' : `CPU mode; headless WebGL unavailable: ${glUnavailable}`;
@@ -129,7 +129,7 @@ describe('gpujs mode', () => {
     backend.dispose();
   });
 
-  it.skipIf(glUnavailable === undefined)('rejects webgl mode without a context, naming why', () => {
+  it.skipIf(glUnavailable === undefined)('webgl mode rejects a missing context', () => {
     expect(() => createGpujsBackend({ mode: 'webgl' })).toThrow(
       `gpu.js headless WebGL is unavailable: ${glUnavailable}`,
     );

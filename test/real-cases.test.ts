@@ -3,8 +3,8 @@
  * expected values computed independently in float64 by numpy. The bundled
  * sample always runs; the two full cases run when their data folder beside
  * the repository exists. The gpujs backend scores only the first users of
- * the full cases because llvmpipe and gpu.js's CPU mode run at about
- * 0.1 GFLOP/s.
+ * the full cases because llvmpipe and gpu.js's CPU mode ran at 0.2 to
+ * 0.4 GFLOP/s on 2 cores (bench/gpujs.mjs).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -12,7 +12,7 @@
  * bench/gpujs.mjs's set-up).
  * Output size: [C, U] (gpu.js order: x = content, y = user), set per call
  * through dynamicOutput. The host keeps C <= 1024 and U <= 256 so that the
- * output texture stays within the sizes where gpu.js reads back reliably.
+ * output texture stays below the size where gpu.js is reported to fail.
  * Precision: float32 products and a float32 running sum (precision
  * 'single'). For unit rows the error is about sqrt(dim) * 2^-24 in practice.
  */

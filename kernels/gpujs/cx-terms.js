@@ -4,8 +4,8 @@
  * Computes: out[u][s] = sum over the contents c of segment s of
  * weights[c] * exp(alpha * cosines[u][c]). Segment s covers tile columns
  * s * segment .. s * segment + segment - 1, cut at `contentCount`.
- * Layout: `cosines` is the U x C output of cosineTile (a texture on WebGL,
- * nested arrays in CPU mode); `weights` is the tile's C float32 weights,
+ * Layout: `cosines` is the U x C output of cosineTile, a texture on WebGL
+ * and nested arrays in CPU mode. `weights` is the tile's C float32 weights,
  * already divided by a power of two so that the largest is at most 1.
  * Output size: [ceil(C / segment), U].
  * Precision: float32 exp and a float32 sum over at most `segment` terms. The

@@ -12,7 +12,7 @@ export interface GpujsMode {
   readonly mode: 'headlessgl' | 'cpu';
   /** The GL renderer string in 'headlessgl' mode. */
   readonly renderer?: string;
-  /** Why headless WebGL is not in use, when 'auto' fell back to 'cpu'. */
+  /** Reason headless WebGL is not in use, when 'auto' fell back to 'cpu'. */
   readonly fallbackReason?: string;
 }
 
