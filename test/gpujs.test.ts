@@ -131,7 +131,7 @@ describe('gpujs mode', () => {
 
   it.skipIf(glUnavailable === undefined)('webgl mode rejects a missing context', () => {
     expect(() => createGpujsBackend({ mode: 'webgl' })).toThrow(
-      `gpu.js headless WebGL is unavailable: ${glUnavailable}`,
+      `gpu.js headless WebGL is unavailable: ${glUnavailable}; use mode: 'auto' or 'cpu'`,
     );
   });
 });

@@ -3,6 +3,7 @@
  * package when it loads and gets a context, gpu.js's CPU mode otherwise.
  */
 import { createRequire } from 'node:module';
+import { AttnScoreError } from '../../scoring/errors.js';
 
 const require = createRequire(import.meta.url);
 
@@ -55,6 +56,11 @@ export function resolveMode(requested: 'auto' | 'webgl' | 'cpu'): GpujsMode {
   if (requested === 'cpu') return { mode: 'cpu' };
   const probe = probeHeadlessGl();
   if ('renderer' in probe) return { mode: 'headlessgl', renderer: probe.renderer };
-  if (requested === 'webgl') throw new Error(`gpu.js headless WebGL is unavailable: ${probe.reason}`);
+  if (requested === 'webgl') {
+    throw new AttnScoreError(
+      'INVALID_PARAMETER',
+      `gpu.js headless WebGL is unavailable: ${probe.reason}; use mode: 'auto' or 'cpu'`,
+    );
+  }
   return { mode: 'cpu', fallbackReason: probe.reason };
 }
