@@ -109,7 +109,7 @@ describe('attnscore score', () => {
     expect(run.stdout).toMatch(/--k <n>.*\(default: 10\)/s);
     const backendHelp =
       '--backend <name> scoring engine; auto picks webgpu on a hardware GPU for large jobs, else wasm ' +
-      '(choices: "auto", "wasm", "js", "webgpu", default: "auto")';
+      '(choices: "auto", "wasm", "js", "webgpu", "gpujs", default: "auto")';
     expect(run.stdout.replace(/\s+/g, ' ')).toContain(backendHelp);
     expect(run.stdout).not.toContain('null');
   });

@@ -2,8 +2,9 @@
  * Real inputs: Fashion-MNIST products and the users who viewed them, with
  * expected values computed independently in float64 by numpy. The bundled
  * sample always runs; the two full cases run when their data folder beside
- * the repository exists. On `webgpu` the full cases score only their first
- * users, because CI runs WebGPU on lavapipe, a CPU driver that scores under
+ * the repository exists. On `webgpu` and `gpujs` the full cases score only
+ * their first users, because CI runs them on CPU drivers (lavapipe for
+ * WebGPU, llvmpipe or gpu.js's CPU mode for gpu.js) that score at 0.2 to
  * 1 GFLOP/s, and the whole 784-dim case would take minutes.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -24,8 +25,8 @@ interface RealCase {
   readonly inputs: string;
   readonly expected: string;
   readonly backends: readonly BackendName[];
-  /** Users scored on webgpu, the first ones; every user when absent. */
-  readonly webgpuUsers?: number;
+  /** Users scored per backend, the first ones; every user for a backend not named. */
+  readonly userLimits?: Partial<Record<BackendName, number>>;
 }
 
 const cases: RealCase[] = [
@@ -33,17 +34,17 @@ const cases: RealCase[] = [
     name: 'bundled sample (500 x 2000 x 100)',
     inputs: `${root}/sample`,
     expected: `${root}/test/fixtures/fashion-sample`,
-    backends: ['wasm', 'js', 'webgpu'],
+    backends: ['wasm', 'js', 'webgpu', 'gpujs'],
   },
   ...[
-    { name: 'fashion-t10k-pca100', webgpuUsers: 192 },
-    { name: 'fashion-t10k-784', webgpuUsers: 64 },
-  ].map(({ name, webgpuUsers }) => ({
+    { name: 'fashion-t10k-pca100', userLimits: { webgpu: 192, gpujs: 256 } },
+    { name: 'fashion-t10k-784', userLimits: { webgpu: 64, gpujs: 32 } },
+  ].map(({ name, userLimits }) => ({
     name,
     inputs: `${sharedData}/${name}`,
     expected: `${sharedData}/${name}`,
-    backends: ['wasm', 'webgpu'] as const,
-    webgpuUsers,
+    backends: ['wasm', 'webgpu', 'gpujs'] as const,
+    userLimits,
   })),
 ];
 
@@ -68,7 +69,7 @@ for (const realCase of cases) {
           backend,
         });
         const results = [];
-        const end = backend === 'webgpu' ? Math.min(realCase.webgpuUsers ?? Infinity, run.users.rows) : run.users.rows;
+        const end = Math.min(realCase.userLimits?.[backend] ?? Infinity, run.users.rows);
         try {
           for await (const block of run.blocks({ start: 0, end })) results.push(...block.results);
         } finally {

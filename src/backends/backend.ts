@@ -1,7 +1,7 @@
 import type { BlockScores, ExclusionList } from '../scoring/types.js';
 
 /** Names of the backends that {@link openBackend} creates. */
-export const backendNames = ['wasm', 'js', 'webgpu'] as const;
+export const backendNames = ['wasm', 'js', 'webgpu', 'gpujs'] as const;
 export type BackendName = (typeof backendNames)[number];
 
 /** A backend name, or `auto` to let the run choose from the job's size and the adapter. */

@@ -2,6 +2,7 @@ import { AttnScoreError } from '../scoring/errors.js';
 import { messages } from '../scoring/messages.js';
 import { backendNames, type Backend, type BackendChoice, type BackendName } from './backend.js';
 import { createJsBackend } from './js/index.js';
+import { createGpujsBackend } from './gpujs/index.js';
 import { createWasmBackend } from './wasm/index.js';
 
 export type { Backend, BackendChoice, BackendName, BlockRequest, PreparedContents } from './backend.js';
@@ -39,6 +40,8 @@ export function createBackend(name: string = defaultBackend): Backend {
       return createWasmBackend();
     case 'js':
       return createJsBackend();
+    case 'gpujs':
+      return createGpujsBackend();
     case 'webgpu':
       throw new AttnScoreError(
         'INVALID_PARAMETER',

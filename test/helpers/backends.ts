@@ -1,5 +1,7 @@
 import type { Backend } from '../../src/backends/backend.js';
 import { createJsBackend } from '../../src/backends/js/index.js';
+import { createGpujsBackend } from '../../src/backends/gpujs/index.js';
+import { probeHeadlessGl } from '../../src/backends/gpujs/mode.js';
 import { createWasmBackend } from '../../src/backends/wasm/index.js';
 import { createWebGpuBackend } from '../../src/backends/webgpu/index.js';
 import { createPoolBackend } from '../../src/pool/index.js';
@@ -34,6 +36,7 @@ const wasmRelaxed = () => createWasmBackend({ simd: 'relaxed' });
 
 /** Why the webgpu backend cannot run here (no adapter, or the bindings failed to load), if so. */
 export const webgpuUnavailable = await probeAsync(() => createWebGpuBackend());
+const headlessGl = probeHeadlessGl();
 
 /** Every backend and variant, each marked with the reason when it cannot run on this host. */
 export const backendCases: readonly BackendCase[] = [
@@ -49,4 +52,15 @@ export const backendCases: readonly BackendCase[] = [
     create: () => createWebGpuBackend({ chunkRows: 64, subBlockRows: 64 }),
     unavailable: webgpuUnavailable,
   },
+  {
+    label: 'gpujs (headless WebGL)',
+    create: () => createGpujsBackend({ mode: 'webgl' }),
+    ...('reason' in headlessGl ? { unavailable: headlessGl.reason } : {}),
+  },
+  {
+    label: 'gpujs (headless WebGL, top-k candidates on the GPU)',
+    create: () => createGpujsBackend({ mode: 'webgl', topk: 'gpu' }),
+    ...('reason' in headlessGl ? { unavailable: headlessGl.reason } : {}),
+  },
+  { label: 'gpujs (CPU mode)', create: () => createGpujsBackend({ mode: 'cpu' }) },
 ];
