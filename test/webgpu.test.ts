@@ -6,7 +6,7 @@
  * reason when there is none.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,6 +120,13 @@ describe('webgpu selection', () => {
 
   it('auto keeps jobs of unknown size on wasm', async () => {
     expect((await chooseBackend(undefined)).name).toBe('wasm');
+  });
+
+  const noGpuNodes = process.platform === 'linux' && !existsSync('/dev/dri') && !readdirSync('/dev').some((name) => name.startsWith('nvidia'));
+  it.skipIf(!noGpuNodes)('auto skips Dawn without GPU device nodes', async () => {
+    const decision = await chooseBackend(WEBGPU_MIN_FLOP * 2);
+    expect(decision.name).toBe('wasm');
+    expect(decision.reason).toMatch(/no GPU device node/);
   });
 
   it.skipIf(webgpuUnavailable)(`auto picks webgpu only on a hardware adapter${skipNote}`, async () => {

@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { AttnScoreError } from '../scoring/errors.js';
 import { messages } from '../scoring/messages.js';
 import { backendNames, type Backend, type BackendChoice, type BackendName } from './backend.js';
@@ -75,6 +76,7 @@ export async function chooseBackend(flop: number | undefined): Promise<BackendDe
   if (flop < WEBGPU_MIN_FLOP) {
     return { name: 'wasm', reason: `auto: job of ${flop.toExponential(1)} FLOP is below the WebGPU threshold` };
   }
+  if (!mayHaveGpu()) return { name: 'wasm', reason: 'auto: no GPU device node (/dev/dri/renderD*, /dev/nvidia*)' };
   try {
     const { openGpuDevice } = await import('./webgpu/device.js');
     const gpu = await openGpuDevice();
@@ -86,6 +88,24 @@ export async function chooseBackend(flop: number | undefined): Promise<BackendDe
     if (!(error instanceof AttnScoreError)) throw error;
     return { name: 'wasm', reason: 'auto: no WebGPU adapter' };
   }
+}
+
+/**
+ * Whether this host may have a hardware GPU, checked without loading Dawn. On Linux every
+ * GPU driver that Vulkan uses exposes a render node (Mesa, AMD and Intel) or /dev/nvidia*
+ * (NVIDIA), so a host with neither has only CPU adapters, and opening Dawn (about 0.4 s,
+ * with warnings on stderr) would gain nothing. Other systems are not checked.
+ */
+function mayHaveGpu(): boolean {
+  if (process.platform !== 'linux') return true;
+  const has = (folder: string, prefix: string): boolean => {
+    try {
+      return readdirSync(folder).some((name) => name.startsWith(prefix));
+    } catch {
+      return false;
+    }
+  };
+  return has('/dev', 'nvidia') || has('/dev/dri', 'renderD');
 }
 
 function isBackendName(name: string): name is BackendName {
