@@ -149,6 +149,30 @@ describe('encodeResultsIpc', () => {
     ]);
   });
 
+  it('places nulls past a bitmap byte', () => {
+    // 20 users, every third without matches, so null rows fall in several bitmap bytes.
+    const many: UserResult[] = Array.from({ length: 20 }, (_, user) => ({
+      user: user * 10,
+      cx: user + 0.5,
+      loyalty: 1 / (user + 2),
+      top: user % 3 === 0 ? [] : [{ content: `c${user}`, score: 0.75 }, { content: 'ü', score: 0.5 }],
+    }));
+    const rows = tableFromIPC(encodeResultsIpc(many, 'long')).toArray().map((row) => row.toJSON());
+    const expected = many.flatMap((result) =>
+      result.top.length === 0
+        ? [{ user_id: BigInt(result.user), rank: null, content_id: null, score: null, cx: result.cx, loyalty: result.loyalty }]
+        : result.top.map((match, rank) => ({
+            user_id: BigInt(result.user),
+            rank: rank + 1,
+            content_id: match.content,
+            score: match.score,
+            cx: result.cx,
+            loyalty: result.loyalty,
+          })),
+    );
+    expect(rows).toEqual(expected);
+  });
+
   it('encodes no users as a schema', () => {
     const table = tableFromIPC(encodeResultsIpc([], 'long'));
     expect(table.numRows).toBe(0);

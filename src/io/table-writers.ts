@@ -13,7 +13,7 @@ import {
   Int32,
   Int64,
   List,
-  makeBuilder,
+  makeData,
   RecordBatch,
   RecordBatchFileWriter,
   RecordBatchStreamWriter,
@@ -22,6 +22,7 @@ import {
   Table,
   tableToIPC,
   Utf8,
+  type Data,
   type DataType,
   type RecordBatchWriter,
 } from 'apache-arrow';
@@ -91,8 +92,9 @@ function chooseIdTypes(results: readonly UserResult[]): IdTypes {
 }
 
 /**
- * Builds one record batch of results in `layout`. Throws `INTERNAL` for a non-finite value or
- * a string id in a column that the first batch made int64.
+ * Builds one record batch of results in `layout`, straight from typed arrays: one pass counts
+ * the rows, a second fills every column. Throws `INTERNAL` for a non-finite value or a string
+ * id in a column that the first batch made int64.
  */
 export function buildResultBatch(
   results: readonly UserResult[],
@@ -100,39 +102,123 @@ export function buildResultBatch(
   ids: IdTypes = chooseIdTypes(results),
 ): RecordBatch {
   const schema = resultSchema(layout, ids);
-  const userId = (id: RowId) => idValue(id, ids.user, 'user_id');
-  const contentId = (id: RowId) => idValue(id, ids.content, 'content_id');
-  const rows: Record<string, unknown>[] = [];
-  for (const result of results) {
-    const cx = finite(result, 'cx', result.cx);
-    const loyalty = finite(result, 'loyalty', result.loyalty);
-    if (layout === 'user') {
-      const top = result.top.map((match) => ({
-        content_id: contentId(match.content),
-        score: finite(result, 'score', match.score),
-      }));
-      rows.push({ user_id: userId(result.user), cx, loyalty, top });
-    } else if (result.top.length === 0) {
-      rows.push({ user_id: userId(result.user), rank: null, content_id: null, score: null, cx, loyalty });
-    } else {
-      result.top.forEach((match, index) => {
-        rows.push({
-          user_id: userId(result.user),
-          rank: index + 1,
-          content_id: contentId(match.content),
-          score: finite(result, 'score', match.score),
-          cx,
-          loyalty,
-        });
-      });
+  const users = results.length;
+  let matches = 0;
+  for (const result of results) matches += result.top.length;
+
+  const userIds: RowId[] = new Array<RowId>(users);
+  const cx = new Float64Array(users);
+  const loyalty = new Float64Array(users);
+  const contentIds: RowId[] = new Array<RowId>(matches);
+  const scores = new Float32Array(matches);
+  const offsets = new Int32Array(users + 1);
+  let match = 0;
+  results.forEach((result, row) => {
+    userIds[row] = result.user;
+    cx[row] = finite(result, 'cx', result.cx);
+    loyalty[row] = finite(result, 'loyalty', result.loyalty);
+    for (const entry of result.top) {
+      contentIds[match] = entry.content;
+      scores[match++] = finite(result, 'score', entry.score);
     }
+    offsets[row + 1] = match;
+  });
+
+  if (layout === 'user') {
+    const matchType = (schema.fields[3]!.type as List).children[0]!.type as Struct;
+    const matchData = makeData({
+      type: matchType,
+      length: matches,
+      nullCount: 0,
+      children: [idData(contentIds, ids.content, 'content_id'), makeData({ type: new Float32(), length: matches, data: scores })],
+    });
+    return recordBatch(schema, users, [
+      idData(userIds, ids.user, 'user_id'),
+      makeData({ type: new Float64(), length: users, data: cx }),
+      makeData({ type: new Float64(), length: users, data: loyalty }),
+      makeData({ type: schema.fields[3]!.type as List, length: users, nullCount: 0, valueOffsets: offsets, child: matchData }),
+    ]);
   }
-  const builder = makeBuilder({ type: new Struct(schema.fields), nullValues: [null, undefined] });
-  // The builder takes plain objects for struct rows, though its type names row proxies.
-  for (const row of rows) builder.append(row as never);
-  const data = builder.finish().flush();
-  return new RecordBatch(schema, data);
+
+  // Long layout: one row per match, and one row of nulls for a user without matches.
+  const rows = results.reduce((sum, result) => sum + Math.max(1, result.top.length), 0);
+  const rowUsers: RowId[] = new Array<RowId>(rows);
+  const rowContents: RowId[] = new Array<RowId>(rows);
+  const ranks = new Int32Array(rows);
+  const rowScores = new Float32Array(rows);
+  const rowCx = new Float64Array(rows);
+  const rowLoyalty = new Float64Array(rows);
+  const valid = new Uint8Array(Math.ceil(rows / 8));
+  let row = 0;
+  results.forEach((result, user) => {
+    const count = result.top.length;
+    for (let rank = 0; rank < Math.max(1, count); rank++, row++) {
+      rowUsers[row] = result.user;
+      rowCx[row] = cx[user]!;
+      rowLoyalty[row] = loyalty[user]!;
+      if (rank >= count) continue;
+      valid[row >> 3]! |= 1 << (row & 7);
+      ranks[row] = rank + 1;
+      rowContents[row] = result.top[rank]!.content;
+      rowScores[row] = scores[offsets[user]! + rank]!;
+    }
+  });
+  const nulls = { nullCount: rows - matches, nullBitmap: valid };
+  return recordBatch(schema, rows, [
+    idData(rowUsers, ids.user, 'user_id'),
+    makeData({ type: new Int32(), length: rows, data: ranks, ...nulls }),
+    idData(rowContents, ids.content, 'content_id', nulls),
+    makeData({ type: new Float32(), length: rows, data: rowScores, ...nulls }),
+    makeData({ type: new Float64(), length: rows, data: rowCx }),
+    makeData({ type: new Float64(), length: rows, data: rowLoyalty }),
+  ]);
 }
+
+function recordBatch(schema: Schema, length: number, children: Data[]): RecordBatch {
+  return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length, nullCount: 0, children }));
+}
+
+/**
+ * Builds an id column: int64 from safe integers, or UTF-8 with each distinct id encoded once.
+ * Rows whose bit in `nulls.nullBitmap` is clear are null.
+ */
+function idData(
+  values: readonly RowId[],
+  kind: 'int64' | 'utf8',
+  column: string,
+  nulls?: { nullCount: number; nullBitmap: Uint8Array },
+): Data {
+  const length = values.length;
+  const valid = nulls?.nullBitmap;
+  const isValid = (row: number) => valid === undefined || (valid[row >> 3]! & (1 << (row & 7))) !== 0;
+  if (kind === 'int64') {
+    const data = new BigInt64Array(length);
+    for (let row = 0; row < length; row++) if (isValid(row)) data[row] = idValue(values[row]!, 'int64', column) as bigint;
+    return makeData({ type: new Int64(), length, data, ...nulls });
+  }
+  const encoded = new Map<RowId, Uint8Array>();
+  const parts: Uint8Array[] = new Array<Uint8Array>(length);
+  const valueOffsets = new Int32Array(length + 1);
+  let bytes = 0;
+  for (let row = 0; row < length; row++) {
+    if (isValid(row)) {
+      const id = values[row]!;
+      let part = encoded.get(id);
+      if (part === undefined) {
+        part = textEncoder.encode(String(id));
+        encoded.set(id, part);
+      }
+      parts[row] = part;
+      bytes += part.length;
+    }
+    valueOffsets[row + 1] = bytes;
+  }
+  const data = new Uint8Array(bytes);
+  for (let row = 0; row < length; row++) if (parts[row] !== undefined) data.set(parts[row]!, valueOffsets[row]!);
+  return makeData({ type: new Utf8(), length, valueOffsets, data, ...nulls });
+}
+
+const textEncoder = new TextEncoder();
 
 /**
  * Encodes results as Arrow IPC stream bytes in `layout`, for a response body. The stream contains
