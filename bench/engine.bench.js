@@ -13,6 +13,7 @@ import { cpus } from 'node:os';
 import { Bench } from 'tinybench';
 import { score, createBackend } from '../dist/index.js';
 import { createWasmBackend } from '../dist/backends/wasm/index.js';
+import { syntheticMatrix } from '../dist/synthetic.js';
 
 const args = new Set(process.argv.slice(2));
 const shapes = args.has('--quick')
@@ -22,19 +23,6 @@ const shapes = args.has('--quick')
       { users: 2000, contents: 10000, dim: 784 },
     ];
 
-/** Mulberry32 uniform generator; three uniforms summed give a bell-shaped value. */
-function randomMatrix(rows, dim, seed) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const data = new Float32Array(rows * dim);
-  for (let i = 0; i < data.length; i++) data[i] = next() + next() + next() - 1.5;
-  return data;
-}
 
 function variants() {
   const list = [];
@@ -53,8 +41,8 @@ const cpu = cpus()[0]?.model ?? 'unknown CPU';
 console.log(`machine: ${cpu}, ${cpus().length} cores, Node ${process.version}, one thread`);
 
 for (const shape of shapes) {
-  const users = { data: randomMatrix(shape.users, shape.dim, 1), rows: shape.users, dim: shape.dim };
-  const contents = { data: randomMatrix(shape.contents, shape.dim, 2), rows: shape.contents, dim: shape.dim };
+  const users = { data: syntheticMatrix(shape.users, shape.dim, 1), rows: shape.users, dim: shape.dim };
+  const contents = { data: syntheticMatrix(shape.contents, shape.dim, 2), rows: shape.contents, dim: shape.dim };
   const flop = 2 * shape.users * shape.contents * shape.dim;
   const pairs = shape.users * shape.contents;
   const rows = [];

@@ -12,27 +12,18 @@ import { createGpujsBackend, CONTENT_TILE, USER_TILE } from '../dist/backends/gp
 import { probeHeadlessGl } from '../dist/backends/gpujs/mode.js';
 import { createWasmBackend } from '../dist/backends/wasm/index.js';
 import { prepareReference, scoreReference } from '../dist/scoring/reference.js';
+import { uniformVectors } from '../dist/synthetic.js';
 
 const [users = 512, contents = 4096, dim = 100, k = 10] = process.argv.slice(2).map(Number);
 const runs = Number(process.env.RUNS ?? 3);
 const alpha = Number(process.env.ALPHA ?? 1.5);
 
-function randomVectors(count, seed) {
-  let state = seed >>> 0;
-  const data = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    data[i] = state / 2 ** 31 - 1;
-  }
-  return data;
-}
-
 function seconds(start) {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
-const userData = randomVectors(users * dim, 1);
-const contentData = randomVectors(contents * dim, 2);
+const userData = uniformVectors(users * dim, 1);
+const contentData = uniformVectors(contents * dim, 2);
 const flop = 2 * users * contents * dim;
 console.log(`${os.cpus().length} x ${os.cpus()[0].model}, Node ${process.version}`);
 const reference = scoreReference(prepareReference(contentData, contents, dim), {

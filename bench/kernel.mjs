@@ -3,22 +3,13 @@
 // Usage: npm run build && node bench/kernel.mjs [U C D [k]] ; runs both builds.
 // Reads the compiled backend from dist/, so rebuild after changing src/ or assembly/.
 import { createWasmBackend } from '../dist/backends/wasm/index.js';
+import { uniformVectors } from '../dist/synthetic.js';
 
 const [users = 4096, contents = 4096, dim = 256, k = 10] = process.argv.slice(2).map(Number);
 const runs = Number(process.env.RUNS ?? 5);
 
-function randomVectors(count, seed) {
-  let state = seed >>> 0;
-  const data = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    data[i] = state / 2 ** 31 - 1;
-  }
-  return data;
-}
-
-const userData = randomVectors(users * dim, 1);
-const contentData = randomVectors(contents * dim, 2);
+const userData = uniformVectors(users * dim, 1);
+const contentData = uniformVectors(contents * dim, 2);
 const flop = 2 * users * contents * dim;
 
 for (const simd of ['plain', 'relaxed']) {

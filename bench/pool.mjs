@@ -11,20 +11,11 @@
 // prepared beforehand (run.blocks()), which is where the threads work.
 import { createPoolBackend } from '../dist/pool/index.js';
 import { prepareRun, score } from '../dist/score.js';
+import { uniformVectors } from '../dist/synthetic.js';
 
 const threadCounts = process.argv.slice(2).map(Number);
 if (threadCounts.length === 0) threadCounts.push(1, 2);
 const runs = Number(process.env.RUNS ?? 5);
-
-function randomVectors(count, seed) {
-  let state = seed >>> 0;
-  const data = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    data[i] = state / 2 ** 31 - 1;
-  }
-  return data;
-}
 
 const shapes = [
   [4096, 16384, 256],
@@ -33,8 +24,8 @@ const shapes = [
 
 for (const [users, contents, dim] of shapes) {
   const options = {
-    users: { data: randomVectors(users * dim, 1), rows: users, dim },
-    contents: { data: randomVectors(contents * dim, 2), rows: contents, dim },
+    users: { data: uniformVectors(users * dim, 1), rows: users, dim },
+    contents: { data: uniformVectors(contents * dim, 2), rows: contents, dim },
     k: 10,
     alpha: 1.5,
   };

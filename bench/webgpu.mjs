@@ -17,6 +17,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { score } from '../dist/index.js';
 import { createWebGpuBackend, adapterName } from '../dist/backends/webgpu/index.js';
+import { syntheticMatrix } from '../dist/synthetic.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,22 +38,9 @@ const D = Number(values.dim);
 const k = Number(values.k);
 const runs = Number(values.runs);
 
-/** Mulberry32 uniform generator; three uniforms summed give a bell-shaped value. */
-function randomMatrix(rows, dim, seed) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const data = new Float32Array(rows * dim);
-  for (let i = 0; i < data.length; i++) data[i] = next() + next() + next() - 1.5;
-  return data;
-}
 
-const users = { data: randomMatrix(U, D, 1), rows: U, dim: D };
-const contents = { data: randomMatrix(C, D, 2), rows: C, dim: D };
+const users = { data: syntheticMatrix(U, D, 1), rows: U, dim: D };
+const contents = { data: syntheticMatrix(C, D, 2), rows: C, dim: D };
 const job = { users, contents, k, alpha: 1, blockUsers: Number(values['block-users']) };
 
 let backend;

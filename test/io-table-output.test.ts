@@ -158,7 +158,7 @@ describe('encodeResultsIpc', () => {
       top: user % 3 === 0 ? [] : [{ content: `c${user}`, score: 0.75 }, { content: 'ü', score: 0.5 }],
     }));
     const rows = tableFromIPC(encodeResultsIpc(many, 'long')).toArray().map((row) => row.toJSON());
-    const expected = many.flatMap((result) =>
+    const expected = many.flatMap((result): Record<string, unknown>[] =>
       result.top.length === 0
         ? [{ user_id: BigInt(result.user), rank: null, content_id: null, score: null, cx: result.cx, loyalty: result.loyalty }]
         : result.top.map((match, rank) => ({

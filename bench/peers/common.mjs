@@ -12,19 +12,7 @@ export function cxTolerance(alpha) {
   return Math.max(TOLERANCE.cxRelative, 3e-7 * Math.abs(alpha));
 }
 
-/** Mulberry32 uniform generator; three uniforms summed give a bell-shaped value in (-1.5, 1.5). */
-export function randomMatrix(rows, dim, seed) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const data = new Float32Array(rows * dim);
-  for (let i = 0; i < data.length; i++) data[i] = next() + next() + next() - 1.5;
-  return data;
-}
+export { syntheticMatrix as randomMatrix } from '../../dist/synthetic.js';
 
 /** Writes a little-endian float32 `.npy` file of `shape`. */
 export function writeNpy(path, data, shape) {

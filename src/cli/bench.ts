@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { backendNames, defaultBackend, type BackendName } from '../backends/index.js';
 import { POOL_MIN_FLOP, score } from '../score.js';
 import { resolveParams } from '../scoring/params.js';
+import { syntheticMatrix } from '../synthetic.js';
 import { CliExit, EXIT_USAGE } from './exit.js';
 
 interface BenchCommandOptions {
@@ -135,22 +136,6 @@ export function formatReport(report: BenchReport): string {
   ].join('\n');
 }
 
-/**
- * Returns a rows x dim float32 matrix of bell-shaped values in (-1.5, 1.5),
- * each the sum of three uniforms from a Mulberry32 generator seeded with `seed`.
- */
-function syntheticMatrix(rows: number, dim: number, seed: number): Float32Array {
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const data = new Float32Array(rows * dim);
-  for (let i = 0; i < data.length; i++) data[i] = next() + next() + next() - 1.5;
-  return data;
-}
 
 function positiveInteger(name: string) {
   return (raw: string): number => {

@@ -28,3 +28,23 @@ export function rowNorm(data: Float32Array, row: number, dim: number): number {
   }
   return Math.sqrt(sum);
 }
+
+/**
+ * Returns the power of two that brings every |weight| to at most 1, so that
+ * float32 sums of w * exp(alpha * a) stay finite for |alpha| <= 80 over the
+ * few dozen contents that a kernel sums before it widens to float64. Dividing
+ * by a power of two is exact.
+ * NOTE: a weight below about 2^-126 times the largest |weight| becomes a
+ * float32 subnormal or 0, so its CX term loses precision or vanishes.
+ */
+export function weightScaleOf(weights: Float64Array | undefined): number {
+  if (weights === undefined) return 1;
+  let maxAbs = 0;
+  for (let i = 0; i < weights.length; i++) maxAbs = Math.max(maxAbs, Math.abs(weights[i]!));
+  if (maxAbs === 0) return 1;
+  let scale = 2 ** Math.ceil(Math.log2(maxAbs));
+  // Math.log2 may be off by an ulp, so correct the scale until maxAbs <= scale < 2 * maxAbs.
+  if (scale < maxAbs) scale *= 2;
+  if (scale / 2 >= maxAbs) scale /= 2;
+  return scale;
+}

@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import type { GPU, IGPUKernelSettings, IKernelRunShortcut, KernelFunction } from 'gpu.js';
 import type { Backend, BlockRequest, PreparedContents } from '../backend.js';
 import type { BlockScores } from '../../scoring/types.js';
-import { rowNorm } from '../../scoring/math.js';
+import { rowNorm, weightScaleOf } from '../../scoring/math.js';
 import { cosineTile } from '../../../kernels/gpujs/cosine-tile.js';
 import { cxTerms } from '../../../kernels/gpujs/cx-terms.js';
 import { topkCandidates } from '../../../kernels/gpujs/topk-candidates.js';
@@ -253,20 +253,3 @@ function quadViews(rows: Float32Array, start: number, count: number, quads: numb
   return views;
 }
 
-/**
- * Returns the power of two that brings the largest |weight| into (1/2, 1],
- * so that a float32 CX term stays finite. Dividing by it is exact.
- * NOTE: a weight below about 2^-126 times the largest |weight| becomes a
- * float32 subnormal or 0, so its CX term loses precision or vanishes.
- */
-function weightScaleOf(weights: Float64Array | undefined): number {
-  if (weights === undefined) return 1;
-  let maxAbs = 0;
-  for (let i = 0; i < weights.length; i++) maxAbs = Math.max(maxAbs, Math.abs(weights[i]!));
-  if (maxAbs === 0) return 1;
-  let scale = 2 ** Math.ceil(Math.log2(maxAbs));
-  // Math.log2 may be off by an ulp, so correct until maxAbs <= scale < 2 * maxAbs.
-  if (scale < maxAbs) scale *= 2;
-  if (scale / 2 >= maxAbs) scale /= 2;
-  return scale;
-}

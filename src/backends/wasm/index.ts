@@ -32,6 +32,7 @@ import {
   type KernelExports,
   type KernelVariant,
 } from './module.js';
+import { weightScaleOf } from '../../scoring/math.js';
 
 export { relaxedSimdAvailable, simdAvailable } from './module.js';
 
@@ -133,25 +134,6 @@ function packInto(
     stagingView.set(source.subarray(first * dim, (first + count) * dim));
     kernel.packRows(staging.at, count, dim, destination, panelWidth, first);
   }
-}
-
-/**
- * Returns the power of two that brings every |weight| to at most 1, so that
- * w * exp(alpha * a) summed over 8 contents stays finite in float32 for
- * |alpha| <= 80. Dividing by a power of two is exact.
- * NOTE: a weight below about 2^-126 times the largest |weight| becomes a
- * float32 subnormal or 0, so its CX term loses precision or vanishes.
- */
-function weightScaleOf(weights: Float64Array | undefined): number {
-  if (weights === undefined) return 1;
-  let maxAbs = 0;
-  for (let i = 0; i < weights.length; i++) maxAbs = Math.max(maxAbs, Math.abs(weights[i]!));
-  if (maxAbs === 0) return 1;
-  let scale = 2 ** Math.ceil(Math.log2(maxAbs));
-  // Math.log2 may be off by an ulp, so correct the scale until maxAbs <= scale < 2 * maxAbs.
-  if (scale < maxAbs) scale *= 2;
-  if (scale / 2 >= maxAbs) scale /= 2;
-  return scale;
 }
 
 /** Returns the largest float32 strictly below `value`, or -Infinity for -Infinity. */

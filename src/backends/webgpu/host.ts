@@ -33,23 +33,6 @@ export function rescaleSubnormalRows(data: Float32Array, rows: number, dim: numb
   return copy ?? data;
 }
 
-/**
- * Returns the power of two that brings every |weight| to at most 1, so that
- * a tile's 64 terms w * exp(alpha * a) stay finite in float32 for
- * |alpha| <= 80. Dividing by a power of two is exact.
- */
-export function weightScaleOf(weights: Float64Array | undefined): number {
-  if (weights === undefined) return 1;
-  let largest = 0;
-  for (let i = 0; i < weights.length; i++) largest = Math.max(largest, Math.abs(weights[i]!));
-  if (largest === 0) return 1;
-  let scale = 2 ** Math.ceil(Math.log2(largest));
-  // Math.log2 may be off by an ulp, so correct until largest <= scale < 2 * largest.
-  if (scale < largest) scale *= 2;
-  if (scale / 2 >= largest) scale /= 2;
-  return scale;
-}
-
 /** Returns the largest float32 strictly below `value`, or -Infinity for -Infinity. */
 export function float32Below(value: number): number {
   if (value === -Infinity) return -Infinity;

@@ -22,9 +22,9 @@ import {
   float32Below,
   rescaleSubnormalRows,
   sumPartials,
-  weightScaleOf,
   writeSortedLists,
 } from './host.js';
+import { weightScaleOf } from '../../scoring/math.js';
 import {
   compileProgram,
   cosineSpec,
