@@ -3,7 +3,9 @@ import { z } from 'zod';
 import {
   catalogScoreSchema,
   contentSetSchema,
+  detailedMatrixSchema,
   inlineScoreSchema,
+  matrixSchema,
   pairsSchema,
 } from './schemas.js';
 
@@ -11,10 +13,23 @@ type JsonObject = Record<string, unknown>;
 
 /** JSON Schema 2020-12 of a request schema, which OpenAPI 3.1 takes as it is. */
 function schemaOf(schema: z.ZodType): JsonObject {
-  const json = z.toJSONSchema(schema, { target: 'draft-2020-12', unrepresentable: 'any' }) as JsonObject;
+  const json = z.toJSONSchema(schema, {
+    target: 'draft-2020-12',
+    unrepresentable: 'any',
+    // The vectors' fast check is a custom function; describe what it accepts instead.
+    override: (context) => {
+      if (context.zodSchema === matrixSchema) Object.assign(context.jsonSchema, matrixJson);
+    },
+  }) as JsonObject;
   delete json.$schema;
   return json;
 }
+
+const matrixJson = (() => {
+  const json = z.toJSONSchema(detailedMatrixSchema, { target: 'draft-2020-12' }) as JsonObject;
+  delete json.$schema;
+  return json;
+})();
 
 const problemSchema = {
   type: 'object',

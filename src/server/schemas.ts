@@ -14,8 +14,11 @@ export const CATALOG_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** A user or content id: a string, or an integer as a row number would be. */
 export const idSchema = z.union([z.string().min(1).max(1024), z.int()]);
 
-/** Rows of numbers, every row as long as the first. */
-const matrixSchema = z
+/**
+ * Rows of numbers, every row as long as the first, checked value by value with zod's own
+ * rules. It explains a bad matrix with the exact path; {@link matrixSchema} runs first.
+ */
+export const detailedMatrixSchema = z
   .array(z.array(z.number()).min(1, 'a vector needs at least one value'))
   .min(1, 'at least one vector is required')
   .superRefine((rows, context) => {
@@ -33,6 +36,37 @@ const matrixSchema = z
       }
     }
   });
+
+/** The rule name of {@link matrixSchema}'s check, which parseBody replaces by the detailed one. */
+const MATRIX_RULE = 'number_matrix';
+
+/**
+ * Whether `value` is what {@link detailedMatrixSchema} accepts: a non-empty array of equally
+ * long, non-empty arrays of finite numbers. One plain loop, several times faster than zod's
+ * per-value checks on a matrix of a hundred thousand numbers.
+ */
+function isNumberMatrix(value: unknown): value is number[][] {
+  if (!Array.isArray(value) || value.length === 0 || !Array.isArray(value[0])) return false;
+  const dim = (value[0] as unknown[]).length;
+  if (dim === 0) return false;
+  for (const row of value) {
+    if (!Array.isArray(row) || row.length !== dim) return false;
+    for (let column = 0; column < dim; column++) {
+      const number: unknown = row[column];
+      if (typeof number !== 'number' || !Number.isFinite(number)) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * The vectors of a request. A matrix that fails the fast check is checked again by
+ * {@link detailedMatrixSchema} in parseBody, so the problem names the exact value.
+ */
+export const matrixSchema = z.custom<number[][]>(isNumberMatrix, {
+  message: 'vectors must be rows of numbers, every row as long as the first',
+  params: { rule: MATRIX_RULE },
+});
 
 /** Checks that `ids` (and `weights`, for contents) have one entry per vector. */
 function checkLengths(
@@ -149,7 +183,15 @@ export type PairsBody = z.infer<typeof pairsSchema>;
 export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
   const result = schema.safeParse(body, { reportInput: true });
   if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
+  let issue = result.error.issues[0]!;
+  if (issue.code === 'custom' && issue.params?.rule === MATRIX_RULE) {
+    // Explain the matrix with zod's per-value rules, whose first issue has the exact path.
+    const detailed = detailedMatrixSchema.safeParse(valueAt(body, issue.path), { reportInput: true });
+    if (!detailed.success) {
+      const inner = detailed.error.issues[0]!;
+      issue = { ...inner, path: [...issue.path, ...inner.path] };
+    }
+  }
   const pointer = toPointer(issue.path);
   const customRule = issue.code === 'custom' ? (issue.params?.rule as string | undefined) : undefined;
   const where = pointer === '' ? 'request body' : pointer;
@@ -160,6 +202,13 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
       rule: customRule ?? issue.code,
     }),
   );
+}
+
+/** Follows `path` into a parsed JSON body. */
+function valueAt(body: unknown, path: readonly PropertyKey[]): unknown {
+  let value = body;
+  for (const key of path) value = (value as Record<PropertyKey, unknown> | undefined)?.[key];
+  return value;
 }
 
 /** Formats a zod path as a JSON Pointer (RFC 6901), e.g. `/users/vectors/3/1`. */
