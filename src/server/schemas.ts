@@ -41,9 +41,9 @@ export const detailedMatrixSchema = z
 const MATRIX_RULE = 'number_matrix';
 
 /**
- * Returns whether `value` is what {@link detailedMatrixSchema} accepts: a non-empty array of equally
- * long, non-empty arrays of finite numbers. One plain loop, several times faster than zod's
- * per-value checks on a matrix of a hundred thousand numbers.
+ * Returns whether `value` is what {@link detailedMatrixSchema} accepts: a non-empty array of
+ * equally long, non-empty arrays of finite numbers. One plain loop, several times faster than
+ * zod's per-value checks on a matrix of a hundred thousand numbers.
  */
 function isNumberMatrix(value: unknown): value is number[][] {
   if (!Array.isArray(value) || value.length === 0 || !Array.isArray(value[0])) return false;
