@@ -173,6 +173,36 @@ describe('encodeResultsIpc', () => {
     expect(rows).toEqual(expected);
   });
 
+  it('types content ids from the whole catalogue', async () => {
+    const { createParquetWriter } = await import('../src/io/table-writers.js');
+    const { AtomicFile } = await import('../src/io/atomic.js');
+    const target = file('catalogue-ids.parquet');
+    const writer = createParquetWriter(await AtomicFile.open(target), 'user', 'zstd', [1, 2, 'z']);
+    // The first batch holds integer ids only; the catalogue's 'z' makes the column strings.
+    await writer.writeBatch([{ user: 0, cx: 1, loyalty: 0.5, top: [{ content: 2, score: 0.5 }] }]);
+    await writer.writeBatch([{ user: 1, cx: 1, loyalty: 0.5, top: [{ content: 'z', score: 0.25 }] }]);
+    await writer.finish();
+    const rows = await query(`SELECT user_id, top[1].content_id AS content FROM '${target}' ORDER BY user_id`);
+    expect(rows).toEqual([
+      { user_id: '0', content: '2' },
+      { user_id: '1', content: 'z' },
+    ]);
+  });
+
+  it('rejects user ids that change kind', async () => {
+    const { createIpcWriter } = await import('../src/io/table-writers.js');
+    const { AtomicFile } = await import('../src/io/atomic.js');
+    const writer = createIpcWriter(await AtomicFile.open(file('mixed.arrows')), 'user', 'stream');
+    await writer.writeBatch([{ user: 7, cx: 1, loyalty: 0.5, top: [] }]);
+    const error = await writer.writeBatch([{ user: 'x', cx: 1, loyalty: 0.5, top: [] }]).then(
+      () => undefined,
+      (caught: unknown) => caught as { code: string; message: string },
+    );
+    await writer.abort();
+    expect(error?.code).toBe('INVALID_INPUT');
+    expect(error?.message).toMatch(/user_id was written as integers.*"x" is a string/);
+  });
+
   it('encodes no users as a schema', () => {
     const table = tableFromIPC(encodeResultsIpc([], 'long'));
     expect(table.numRows).toBe(0);

@@ -2,9 +2,12 @@
  * Parquet and Arrow IPC input: fixtures written by DuckDB and by parquet-wasm or apache-arrow,
  * in every vector shape, read by the product and scored against the same vectors in memory.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { Table } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +29,7 @@ import {
 
 let dir: string;
 const file = (name: string) => path.join(dir, name);
+const cli = fileURLToPath(new URL('../bin/attnscore.js', import.meta.url));
 
 /** The DuckDB expression of vector element `j` of row `i`, shared by every fixture. */
 const element = (j: number) => `(sin(i * ${j + 1}.7) + ${j} * 0.1)`;
@@ -140,6 +144,25 @@ describe('Parquet readers', () => {
     expect(set.ids).toEqual(expected.ids);
     expect(set.data).toEqual(expected.data);
     expect(await countRows(file('users-folder'))).toBe(50);
+  });
+
+  it('scores a folder into text output', async () => {
+    // Text output fingerprints its inputs for --resume, which must hash a folder's parts.
+    const run = (users: string, out: string) =>
+      spawnSync(process.execPath, [cli, 'score', '--users', users, '--contents', file('contents-columns.parquet'), '--out', out, '--quiet'], {
+        encoding: 'utf8',
+      });
+    const fromFolder = run(file('users-folder'), file('folder.jsonl'));
+    expect(fromFolder.stderr).toBe('');
+    expect(fromFolder.status).toBe(0);
+    const parts = [file('users-folder/part-2.parquet'), file('users-folder/part-10.parquet')];
+    const lines = (await readFile(file('folder.jsonl'), 'utf8')).trimEnd().split('\n');
+    expect(lines).toHaveLength(50);
+    for (const [index, part] of parts.entries()) {
+      expect(run(part, file(`part-${index}.jsonl`)).status).toBe(0);
+    }
+    const partLines = [0, 1].flatMap((index) => readFileSync(file(`part-${index}.jsonl`), 'utf8').trimEnd().split('\n'));
+    expect(lines).toEqual(partLines);
   });
 
   it('rejects a null vector', async () => {

@@ -448,6 +448,7 @@ async function openStreamOutput(
   const writer: ResultWriter = await openResultWriter(out, format, {
     layout: options.layout,
     compression: options.compression,
+    contentIds: run.contents.ids,
   });
   let matrixWriter: MatrixWriter | undefined;
   try {

@@ -80,11 +80,15 @@ function resultSchema(layout: TableLayout, ids: IdTypes): Schema {
   ]);
 }
 
-/** Chooses int64 for ids that are all safe integers, and strings otherwise or when none exist. */
-function chooseIdTypes(results: readonly UserResult[]): IdTypes {
+/**
+ * Chooses int64 for ids that are all safe integers, and strings otherwise or when none exist.
+ * Content ids are judged on `contentIds`, every id of the catalogue, when given, else on the
+ * batch; user ids, which arrive batch by batch, on the first batch.
+ */
+function chooseIdTypes(results: readonly UserResult[], contentIds?: readonly RowId[]): IdTypes {
   const isInteger = (id: RowId) => typeof id === 'number' && Number.isSafeInteger(id);
   const users = results.map((result) => result.user);
-  const contents = results.flatMap((result) => result.top.map((match) => match.content));
+  const contents = contentIds ?? results.flatMap((result) => result.top.map((match) => match.content));
   return {
     user: users.length > 0 && users.every(isInteger) ? 'int64' : 'utf8',
     content: contents.length > 0 && contents.every(isInteger) ? 'int64' : 'utf8',
@@ -232,7 +236,7 @@ export function encodeResultsIpc(results: readonly UserResult[], layout: TableLa
 function idValue(id: RowId, kind: 'int64' | 'utf8', column: string): bigint | string {
   if (kind === 'utf8') return String(id);
   if (typeof id !== 'number' || !Number.isSafeInteger(id)) {
-    throw new AttnScoreError('INTERNAL', messages.mixedIdTypes(column, id));
+    throw new AttnScoreError('INVALID_INPUT', messages.mixedIdTypes(column, id));
   }
   return BigInt(id);
 }
@@ -245,8 +249,13 @@ function finite(result: UserResult, field: string, value: number): number {
 }
 
 /** Returns a writer of Arrow IPC results to `file`, one record batch per call to writeBatch. */
-export function createIpcWriter(file: AtomicFile, layout: TableLayout, kind: IpcKind): ResultWriter {
-  return new IpcResultWriter(file, layout, kind);
+export function createIpcWriter(
+  file: AtomicFile,
+  layout: TableLayout,
+  kind: IpcKind,
+  contentIds?: readonly RowId[],
+): ResultWriter {
+  return new IpcResultWriter(file, layout, kind, contentIds);
 }
 
 class IpcResultWriter implements ResultWriter {
@@ -259,11 +268,12 @@ class IpcResultWriter implements ResultWriter {
     private readonly file: AtomicFile,
     private readonly layout: TableLayout,
     private readonly kind: IpcKind,
+    private readonly contentIds?: readonly RowId[],
   ) {}
 
   async writeBatch(results: readonly UserResult[]): Promise<void> {
     if (results.length === 0) return;
-    this.ids ??= chooseIdTypes(results);
+    this.ids ??= chooseIdTypes(results, this.contentIds);
     this.open().write(buildResultBatch(results, this.layout, this.ids));
     await this.drain(false);
   }
@@ -321,8 +331,9 @@ export function createParquetWriter(
   file: AtomicFile,
   layout: TableLayout,
   compression: ParquetCompression,
+  contentIds?: readonly RowId[],
 ): ResultWriter {
-  return new ParquetResultWriter(file, layout, compression);
+  return new ParquetResultWriter(file, layout, compression, contentIds);
 }
 
 /**
@@ -355,11 +366,12 @@ class ParquetResultWriter implements ResultWriter {
     private readonly file: AtomicFile,
     private readonly layout: TableLayout,
     private readonly compression: ParquetCompression,
+    private readonly contentIds?: readonly RowId[],
   ) {}
 
   async writeBatch(results: readonly UserResult[]): Promise<void> {
     if (results.length === 0) return;
-    this.ids ??= chooseIdTypes(results);
+    this.ids ??= chooseIdTypes(results, this.contentIds);
     await this.push(buildResultBatch(results, this.layout, this.ids));
   }
 

@@ -39,6 +39,8 @@ export interface ResultWriterOptions extends AtomicFileOptions {
   readonly layout?: TableLayout;
   /** The Parquet codec, by default zstd. */
   readonly compression?: ParquetCompression;
+  /** Every content id of the run, which fixes the type of Parquet and Arrow content id columns. */
+  readonly contentIds?: readonly RowId[];
 }
 
 /**
@@ -70,9 +72,9 @@ export async function openResultWriter(
   // Loaded on first use, because apache-arrow and parquet-wasm take about 0.6 s to load.
   const tables = await import('./table-writers.js');
   if (format === 'parquet') {
-    return tables.createParquetWriter(file, layout, options.compression ?? 'zstd');
+    return tables.createParquetWriter(file, layout, options.compression ?? 'zstd', options.contentIds);
   }
-  return tables.createIpcWriter(file, layout, format === 'arrow' ? 'file' : 'stream');
+  return tables.createIpcWriter(file, layout, format === 'arrow' ? 'file' : 'stream', options.contentIds);
 }
 
 /**

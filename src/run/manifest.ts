@@ -4,7 +4,8 @@
  * every part of an output comes from the same inputs and parameters.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 
 import { AtomicFile } from '../io/atomic.js';
 import { openForReading, readFailed } from '../io/common.js';
@@ -147,20 +148,40 @@ export function scoringParameters(
   };
 }
 
-/** Streams `path` through sha256 and returns its size and hash. Throws `READ_FAILED`. */
+/**
+ * Streams `path` through sha256 and returns its size and hash. A folder, such as a Parquet
+ * dataset of part files, is hashed as its files in sorted order, each preceded by its path
+ * inside the folder, so renaming, adding or changing a part changes the hash. Throws
+ * `READ_FAILED`.
+ */
 export async function fingerprintFile(path: string): Promise<FileFingerprint> {
-  const handle = await openForReading(path, path);
   const hash = createHash('sha256');
   let bytes = 0;
+  let files: string[];
   try {
-    for await (const chunk of handle.createReadStream({ highWaterMark: 1 << 20 })) {
-      hash.update(chunk as Buffer);
-      bytes += (chunk as Buffer).length;
-    }
+    files = (await stat(path)).isDirectory()
+      ? (await readdir(path, { recursive: true, withFileTypes: true }))
+          .filter((entry) => entry.isFile())
+          .map((entry) => relative(path, join(entry.parentPath ?? entry.path, entry.name)))
+          .sort()
+      : [''];
   } catch (error) {
     throw readFailed(path, error);
-  } finally {
-    await handle.close().catch(() => undefined);
+  }
+  for (const file of files) {
+    const filePath = file === '' ? path : join(path, file);
+    if (file !== '') hash.update(`${file}\0`);
+    const handle = await openForReading(filePath, filePath);
+    try {
+      for await (const chunk of handle.createReadStream({ highWaterMark: 1 << 20 })) {
+        hash.update(chunk as Buffer);
+        bytes += (chunk as Buffer).length;
+      }
+    } catch (error) {
+      throw readFailed(filePath, error);
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
   }
   return { path, bytes, sha256: hash.digest('hex') };
 }

@@ -183,8 +183,8 @@ export const messages = {
   compressionNotSupported: (format: string) =>
     `compression applies to Parquet output only; ${format} output is written uncompressed`,
   mixedIdTypes: (column: string, id: unknown) =>
-    `${column} was written as integers but ${show(id)} is a string; ` +
-    `ids of one kind must be all numbers or all strings`,
+    `${column} was written as integers, from the first block of users, but ${show(id)} is a ` +
+    `string; for Parquet and Arrow output give ids of one kind, all numbers or all strings`,
 
   // Streaming users, shards, resumable runs and merging shard outputs.
   invalidRowRange: (source: string, start: unknown, end: unknown, rows: number | undefined) =>
