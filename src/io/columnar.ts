@@ -97,7 +97,7 @@ function chooseVector(
     if (!isNumericList(field.type)) {
       throw new AttnScoreError(
         'UNSUPPORTED_FORMAT',
-        messages.columnType(source, field.name, String(field.type), 'a list of float32 or float64'),
+        messages.columnType(source, field.name, String(field.type), 'a list or fixed-size list of numbers'),
       );
     }
     return { kind: 'list', name: field.name };
