@@ -170,6 +170,20 @@ describe('Parquet readers', () => {
     expect(error.message).toBe(`${file('null-vector.parquet')}: row 3, column "v" is null; every row needs a vector`);
   });
 
+  it('rejects NaN and overflow in lists', async () => {
+    const { tableToIPC } = await import('apache-arrow');
+    const cases: [number, string][] = [
+      [NaN, 'has NaN at position 1; every value must be a finite number'],
+      [1e39, 'has 1e+39 at position 1, outside the float32 range'],
+    ];
+    for (const [bad, expected] of cases) {
+      const values = new Float64Array([1, 2, 3, 4, bad, 6]);
+      const table = new Table({ id: stringVector(['a', 'b']), v: float64ListVector(values, 3) });
+      const error = await rejection(Promise.resolve().then(() => readArrowVectors(tableToIPC(table, 'stream'), { role: 'users' })));
+      expect(error.message).toContain(`users: row 1, column "v" ${expected}`);
+    }
+  });
+
   it('rejects a null element', async () => {
     const error = await rejection(readVectors(file('null-element.parquet'), { role: 'users' }));
     expect(error.message).toBe(

@@ -325,7 +325,9 @@ export class BatchDecoder {
           }
           const value = Number(values[position]);
           // Messages are built only for a bad value: building one per value would dominate.
-          if (!isFloat32Finite(value)) checkFloat32(value, this.cell(first + row, name), element);
+          if (!isFloat32Finite(value)) {
+            throw new AttnScoreError('NON_FINITE_VALUE', messages.badListValue(this.at(first + row), name, element, value));
+          }
           out[base + element] = value;
         }
       }

@@ -168,6 +168,12 @@ export const messages = {
     `choose the id column with --id-column`,
   nullVector: (at: string, column: string) =>
     `${at}, column ${show(column)} is null; every row needs a vector`,
+  badListValue: (at: string, name: string, position: number, value: number) =>
+    Number.isFinite(value)
+      ? `${at}, column ${show(name)} has ${show(value)} at position ${position}, outside the float32 ` +
+        `range (|x| <= 3.4028235e38); every value must fit in float32`
+      : `${at}, column ${show(name)} has ${show(value)} at position ${position}; ` +
+        `every value must be a finite number`,
   nullElement: (at: string, column: string, element: number) =>
     `${at}, column ${show(column)} has a null at position ${element}; ` +
     `every value must be a finite number`,
