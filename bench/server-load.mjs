@@ -6,9 +6,9 @@
 //
 // The server runs as its own process (`attnscore serve` on 127.0.0.1, a free port), as in
 // production; autocannon and the direct baseline run in this one. On Linux the script also
-// reads each server thread's CPU time from /proc, so the server's own cost per request (its
-// main thread: HTTP, parsing, validation, result JSON) can be set against the scoring
-// threads' cost whatever else the machine is doing.
+// reads each server thread's CPU time from /proc. The server's own cost per request is its
+// main thread's CPU (HTTP, parsing, validation, result JSON), compared with the scoring
+// threads' CPU, which stays comparable whatever else the machine is doing.
 //
 //   npm run build && node bench/server-load.mjs [--dim 128] [--threads 2] [--seconds 10]
 //     [--bodies json,npy]

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { formatFloat32, writeFloat32 } from '../src/io/decimal.js';
 import { random } from './helpers/data.js';
 
-/** The definition: the shortest of 6 to 9 significant digits that reads back, via toPrecision. */
+/** Returns the shortest of 6 to 9 significant digits that reads back, found with toPrecision. */
 function expected(value: number): string {
   const single = Math.fround(value);
   let best = Number(single.toPrecision(9));
@@ -74,7 +74,7 @@ describe('shortest float32 decimals', () => {
   });
 });
 
-/** The float32 next to `value` towards `direction` (+1 or -1), for positive `value`. */
+/** Returns the float32 next to positive `value` towards `direction` (+1 or -1). */
 function nextFloat32(value: number, direction: number): number {
   const view = new DataView(new ArrayBuffer(4));
   view.setFloat32(0, value);

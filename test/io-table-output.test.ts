@@ -178,7 +178,7 @@ describe('encodeResultsIpc', () => {
     const { AtomicFile } = await import('../src/io/atomic.js');
     const target = file('catalogue-ids.parquet');
     const writer = createParquetWriter(await AtomicFile.open(target), 'user', 'zstd', [1, 2, 'z']);
-    // The first batch holds integer ids only; the catalogue's 'z' makes the column strings.
+    // The first batch has integer ids only, but the catalogue's 'z' makes the column strings.
     await writer.writeBatch([{ user: 0, cx: 1, loyalty: 0.5, top: [{ content: 2, score: 0.5 }] }]);
     await writer.writeBatch([{ user: 1, cx: 1, loyalty: 0.5, top: [{ content: 'z', score: 0.25 }] }]);
     await writer.finish();

@@ -3,9 +3,9 @@
  * expected values computed independently in float64 by numpy. The bundled
  * sample always runs; the two full cases run when their data folder beside
  * the repository exists. On `webgpu` and `gpujs` the full cases score only
- * their first users, because CI runs them on CPU drivers (lavapipe for
- * WebGPU, llvmpipe or gpu.js's CPU mode for gpu.js) that score at 0.2 to
- * 1 GFLOP/s, and the whole 784-dim case would take minutes.
+ * their first users. CI runs these backends on CPU drivers (lavapipe for
+ * WebGPU, llvmpipe or gpu.js's CPU mode for gpu.js) at 0.2 to 1 GFLOP/s, on
+ * which the whole 784-dim case would take minutes.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

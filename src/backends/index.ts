@@ -91,10 +91,10 @@ export async function chooseBackend(flop: number | undefined): Promise<BackendDe
 }
 
 /**
- * Whether this host may have a hardware GPU, checked without loading Dawn. On Linux every
- * GPU driver that Vulkan uses exposes a render node (Mesa, AMD and Intel) or /dev/nvidia*
- * (NVIDIA), so a host with neither has only CPU adapters, and opening Dawn (about 0.4 s,
- * with warnings on stderr) would gain nothing. Other systems are not checked.
+ * Returns whether this host may have a hardware GPU, checked without loading Dawn. On Linux
+ * every GPU driver that Vulkan uses exposes a render node (Mesa, AMD and Intel) or
+ * /dev/nvidia* (NVIDIA). A host with neither has only CPU adapters, so opening Dawn (about
+ * 0.4 s, with warnings on stderr) would gain nothing. Other systems are not checked.
  */
 function mayHaveGpu(): boolean {
   if (process.platform !== 'linux') return true;

@@ -446,7 +446,7 @@ function toRowId(value: unknown): RowId {
   return String(value);
 }
 
-/** Whether `value` is a number that stays finite when rounded to float32. */
+/** Returns whether `value` stays finite when rounded to float32. */
 function isFloat32Finite(value: number): boolean {
   return Number.isFinite(Math.fround(value));
 }

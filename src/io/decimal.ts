@@ -2,11 +2,11 @@
  * Shortest decimals for float32 values: the fewest significant digits (6 to 9) that read
  * back to the same float32 when parsed as a float64 and rounded to float32, as JSON and CSV
  * readers do. The common range, magnitudes from 1e-4 to 1e6, is computed with exact integer
- * arithmetic in float64 and never builds an intermediate string; other magnitudes go through
+ * arithmetic in float64 and builds no intermediate string. Other magnitudes go through
  * `toPrecision`, which gives the same digits more slowly.
  */
 
-/** Powers of ten that float64 holds exactly. */
+/** Powers of ten that float64 represents exactly. */
 const POW10 = Array.from({ length: 23 }, (_, exponent) => 10 ** exponent);
 
 /**
@@ -108,9 +108,9 @@ function writeAscii(target: Uint8Array, offset: number, text: string): number {
 }
 
 /**
- * The shortest of 6 to 9 significant digits that reads back to float32 `value`, found with
- * toPrecision. Most float32 values need 8 or 9, so it starts at 8 and shortens while the
- * value still reads back.
+ * Returns the shortest of 6 to 9 significant digits that reads back to float32 `value`,
+ * found with toPrecision. Most float32 values need 8 or 9, so it starts at 8 and shortens
+ * while the value still reads back.
  */
 function slowShortest(value: number): number {
   let shortest = Number(value.toPrecision(8));

@@ -36,7 +36,7 @@ export {
   type ResultWriter,
   type ResultWriterOptions,
 } from './writers.js';
-// The Parquet and Arrow modules are left out so that loading this index does not load
-// apache-arrow and parquet-wasm (about 0.6 s together); src/index.ts exports them.
+// The Parquet and Arrow modules are left out, so loading this index does not load
+// apache-arrow and parquet-wasm (about 0.6 s together). src/index.ts exports them.
 export type { ColumnOptions } from './columnar.js';
 export type { IpcKind, ParquetCompression, TableLayout } from './table-writers.js';

@@ -17,11 +17,11 @@ const TOP_END = ascii(']}');
 const SCORE_BYTES = 24;
 
 /**
- * Builds JSON text for results straight into bytes, without building strings: one
- * `{"user", "cx", "loyalty", "top": [{"content", "score"}]}` object per result, exactly as
- * the command line's JSON Lines output writes it (ids keep their JSON type, scores are the
- * shortest decimals that read back to the same float32, cx and loyalty as float64). The same
- * encoder can be reset and reused, so a run allocates its buffer once.
+ * Encoder that writes results as JSON straight into bytes, without building strings. Each
+ * result becomes one `{"user", "cx", "loyalty", "top": [{"content", "score"}]}` object, as
+ * the command line's JSON Lines output writes it. Ids keep their JSON type, scores are the
+ * shortest decimals that read back to the same float32, and cx and loyalty are float64.
+ * The encoder can be reset and reused, so a run allocates its buffer once.
  */
 export class JsonResultEncoder {
   private bytes: Buffer;
@@ -37,7 +37,7 @@ export class JsonResultEncoder {
     return this;
   }
 
-  /** The bytes written so far. They stay valid until the next reset or write. */
+  /** Returns the bytes written so far, which stay valid until the next reset or write. */
   view(): Buffer {
     return this.bytes.subarray(0, this.length);
   }
@@ -78,8 +78,8 @@ export class JsonResultEncoder {
   }
 
   /**
-   * Appends an id as JSON: a non-negative integer or a string of printable ASCII without
-   * quotes or backslashes is written byte by byte; anything else goes through JSON.stringify.
+   * Appends an id as JSON. A non-negative integer, or a string of printable ASCII without
+   * quotes or backslashes, is written byte by byte. Any other id goes through JSON.stringify.
    */
   private id(id: RowId): this {
     if (typeof id === 'number') {

@@ -83,7 +83,7 @@ function resultSchema(layout: TableLayout, ids: IdTypes): Schema {
 /**
  * Chooses int64 for ids that are all safe integers, and strings otherwise or when none exist.
  * Content ids are judged on `contentIds`, every id of the catalogue, when given, else on the
- * batch; user ids, which arrive batch by batch, on the first batch.
+ * batch. User ids arrive batch by batch, so they are judged on the first batch.
  */
 function chooseIdTypes(results: readonly UserResult[], contentIds?: readonly RowId[]): IdTypes {
   const isInteger = (id: RowId) => typeof id === 'number' && Number.isSafeInteger(id);

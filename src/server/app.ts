@@ -182,8 +182,8 @@ function createApp(context: AppContext): express.Express {
   const { config, logger, metrics, state } = context;
   const app = express();
   app.disable('x-powered-by');
-  // Score responses are answers to POSTs and never revalidated; hashing megabytes of JSON per
-  // response for an ETag would only cost time.
+  // Score responses reply to POSTs and are never revalidated, so hashing megabytes of JSON
+  // per response for an ETag would only cost time.
   app.disable('etag');
   app.use(requestLogger(logger));
   app.use(recordMetrics(metrics));

@@ -1,11 +1,11 @@
 /**
- * Binary bodies, for catalog uploads and for the users of a score request: an
- * Arrow IPC stream (`application/vnd.apache.arrow.stream`) with ids, vectors
- * and, for catalogs, weights in columns; a `.npy` file (`application/x-npy`);
- * or raw little-endian float32 values (`application/octet-stream`) whose shape
- * comes from the `X-Shape: ROWS,DIM` header or the `rows` and `dim` query
- * parameters. `.npy` and raw bodies hold only the vectors, so their ids are
- * row numbers and their weights 1.
+ * Binary bodies, for catalog uploads and for the users of a score request. An
+ * Arrow IPC stream (`application/vnd.apache.arrow.stream`) carries ids,
+ * vectors and, for catalogs, weights in columns. A `.npy` file
+ * (`application/x-npy`) or raw little-endian float32 values
+ * (`application/octet-stream`) carry only the vectors, so their ids are row
+ * numbers and their weights 1. A raw body's shape comes from the
+ * `X-Shape: ROWS,DIM` header or the `rows` and `dim` query parameters.
  */
 import type { ColumnOptions } from '../io/columnar.js';
 import { readNpyBuffer } from '../io/npy.js';

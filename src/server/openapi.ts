@@ -101,7 +101,7 @@ const nameParameter = {
 };
 const ARROW_STREAM = 'application/vnd.apache.arrow.stream';
 
-/** Results as JSON, or as an Arrow IPC stream when the Accept header asks for one. */
+/** Results as JSON, or as an Arrow IPC stream when the Accept header requests one. */
 const resultsResponse = {
   description: 'OK',
   content: {
